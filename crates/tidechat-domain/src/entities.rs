@@ -1,0 +1,226 @@
+//! The entities tidechat keeps. Storage rows and wire DTOs are converted to
+//! and from these in their own crates.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::ids::*;
+
+pub type Timestamp = DateTime<Utc>;
+
+/// A tenant. Every other record belongs to exactly one organization.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Organization {
+    pub id: OrgId,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workspace {
+    pub id: WorkspaceId,
+    pub org_id: OrgId,
+    pub name: String,
+    pub default_persona_id: Option<PersonaId>,
+    /// Bumped on every FAQ change so every server process sees edits at once.
+    pub faq_version: i64,
+    pub created_at: Timestamp,
+}
+
+/// How an assistant behaves in a workspace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Persona {
+    pub id: PersonaId,
+    pub org_id: OrgId,
+    pub workspace_id: WorkspaceId,
+    pub name: String,
+    pub system_prompt: String,
+    pub model_id: String,
+    pub temperature: f64,
+    pub max_output_tokens: i32,
+    pub guardrails: Vec<String>,
+    pub fallback_reply: String,
+    /// Minimum retrieval confidence (0–1) for the FAQ model to answer.
+    pub faq_threshold: f64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Fields a caller supplies to create or replace a persona.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonaDraft {
+    pub name: String,
+    pub system_prompt: String,
+    pub model_id: String,
+    pub temperature: f64,
+    pub max_output_tokens: i32,
+    pub guardrails: Vec<String>,
+    pub fallback_reply: String,
+    pub faq_threshold: f64,
+}
+
+impl PersonaDraft {
+    pub const DEFAULT_FALLBACK: &'static str =
+        "Sorry, I can't help with that. Could you rephrase, or ask about something else?";
+    pub const DEFAULT_FAQ_THRESHOLD: f64 = 0.35;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStatus {
+    Active,
+    Ended,
+    Archived,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Ended => "ended",
+            Self::Archived => "archived",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "active" => Some(Self::Active),
+            "ended" => Some(Self::Ended),
+            "archived" => Some(Self::Archived),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub id: SessionId,
+    pub org_id: OrgId,
+    pub workspace_id: WorkspaceId,
+    pub persona_id: PersonaId,
+    pub user_id: Option<String>,
+    pub title: Option<String>,
+    pub status: SessionStatus,
+    pub message_count: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd_micros: i64,
+    pub metadata: Map<String, Value>,
+    pub started_at: Timestamp,
+    pub last_active_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Assistant,
+    System,
+    Tool,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Assistant => "assistant",
+            Self::System => "system",
+            Self::Tool => "tool",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "user" => Some(Self::User),
+            "assistant" => Some(Self::Assistant),
+            "system" => Some(Self::System),
+            "tool" => Some(Self::Tool),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a message holds everything that was meant to be in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageStatus {
+    Complete,
+    /// Generation stopped early (client gone, shutdown, upstream cut); the
+    /// text is what had been produced up to then.
+    Partial,
+    /// Generation failed before any text was produced.
+    Failed,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Partial => "partial",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "complete" => Some(Self::Complete),
+            "partial" => Some(Self::Partial),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub id: MessageId,
+    pub session_id: SessionId,
+    /// Position in the session, gap-free per session, assigned when the
+    /// turn starts so concurrent turns keep their order.
+    pub seq: i64,
+    pub role: Role,
+    pub content: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    /// True when token counts come from our tokenizer, not the provider.
+    pub tokens_estimated: bool,
+    pub model: String,
+    pub latency_ms: i64,
+    pub cost_usd_micros: i64,
+    pub moderation_verdict: String,
+    pub drift_score: f64,
+    pub status: MessageStatus,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub org_id: OrgId,
+    pub workspace_id: WorkspaceId,
+    pub name: String,
+    /// The first characters of the key, safe to show in listings.
+    pub prefix: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaqEntry {
+    pub id: FaqId,
+    pub org_id: OrgId,
+    pub workspace_id: WorkspaceId,
+    pub question: String,
+    pub answer: String,
+    /// Optional sub-organization inside the tenant (FAQ chat's `organizationId`).
+    pub organization_id: Option<String>,
+    pub tags: Vec<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaqDraft {
+    pub question: String,
+    pub answer: String,
+    pub organization_id: Option<String>,
+    pub tags: Vec<String>,
+}
