@@ -1,1 +1,252 @@
-fn main() {}
+//! `tidechat`: the server and its operator commands. Configuration comes from
+//! flags or the `TIDECHAT_*` environment variables (see the README table);
+//! everything else lives in the crates this binary wires together.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use tidechat_engine::{Engine, EngineConfig, ImportFormat};
+use tidechat_llm::ModelRegistry;
+use tidechat_store::Store;
+
+mod demo;
+
+#[derive(Parser)]
+#[command(name = "tidechat", version, about = "Self-hosted, multi-tenant AI chat backend")]
+struct Cli {
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args, Clone)]
+struct DbArgs {
+    /// `sqlite://PATH` (created on first run) or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "TIDECHAT_DATABASE_URL", default_value = "sqlite://./data/tidechat.db", global = true)]
+    database_url: String,
+    /// Database connections per process.
+    #[arg(long, env = "TIDECHAT_DB_MAX_CONNECTIONS", default_value_t = 8, global = true)]
+    db_max_connections: usize,
+    /// Log filter (`info`, `tidechat=debug,actix_web=warn`, ...).
+    #[arg(long, env = "TIDECHAT_LOG", default_value = "info", global = true)]
+    log: String,
+    /// `text` or `json`.
+    #[arg(long, env = "TIDECHAT_LOG_FORMAT", default_value = "text", global = true)]
+    log_format: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate, seed a demo organization on an empty database, and serve (the default).
+    Serve(ServeArgs),
+    /// Apply pending database migrations.
+    Migrate,
+    /// Manage organizations.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Manage API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Manage FAQ entries.
+    Faq {
+        #[command(subcommand)]
+        command: FaqCommand,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TIDECHAT_BIND", default_value = "127.0.0.1:8080")]
+    bind: String,
+    /// Secret for signing session tokens; generated and stored in the database when unset.
+    #[arg(long, env = "TIDECHAT_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// HTTP worker threads.
+    #[arg(long, env = "TIDECHAT_WORKERS", default_value_t = 2)]
+    workers: usize,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "TIDECHAT_BODY_LIMIT_BYTES", default_value_t = tidechat_api::DEFAULT_BODY_LIMIT)]
+    body_limit_bytes: usize,
+    /// Seconds in-flight replies may take to finish on shutdown.
+    #[arg(long, env = "TIDECHAT_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    shutdown_grace_secs: u64,
+    /// Do not create the demo organization on an empty database.
+    #[arg(long, env = "TIDECHAT_NO_DEMO")]
+    no_demo: bool,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        Self::parse_from::<_, &str>([])
+    }
+}
+
+impl ServeArgs {
+    fn parse_from<I, T>(args: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let args = std::iter::once(std::ffi::OsString::from("tidechat")).chain(args.into_iter().map(Into::into));
+        Wrapper::parse_from(args).serve
+    }
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Create an organization with a workspace, a default persona and an API key.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Print one JSON object (`orgId`, `workspaceId`, `personaId`, `apiKey`).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create an API key for an organization.
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum FaqCommand {
+    /// Import FAQ entries from a JSON or CSV file (all or nothing).
+    Import {
+        #[arg(long)]
+        org: String,
+        file: PathBuf,
+    },
+}
+
+fn init_logging(db: &DbArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&db.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if db.log_format.eq_ignore_ascii_case("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn open_store(db: &DbArgs) -> Result<Store> {
+    let store = Store::connect(&db.database_url, db.db_max_connections)
+        .await
+        .context("opening the database (TIDECHAT_DATABASE_URL)")?;
+    store.migrate().await.context("applying database migrations")?;
+    Ok(store)
+}
+
+async fn engine(store: Store, jwt_secret: Option<String>) -> Result<Engine> {
+    let config = EngineConfig { jwt_secret, ..EngineConfig::default() };
+    let models = ModelRegistry::builtin();
+    Ok(Engine::new(store, models, Arc::new(tidechat_guard::PassThrough), config).await?)
+}
+
+#[actix_web::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        print!("{}", tidechat_api::openapi::json());
+        return Ok(());
+    }
+    init_logging(&cli.db);
+    match cli.command {
+        None => serve(&cli.db, ServeArgs::default()).await,
+        Some(Command::Serve(args)) => serve(&cli.db, args).await,
+        Some(Command::Migrate) => {
+            open_store(&cli.db).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Some(Command::Org { command: OrgCommand::Create { name, json } }) => {
+            let engine = engine(open_store(&cli.db).await?, None).await?;
+            let b = engine.create_org(&name).await?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"orgId": b.org.id, "workspaceId": b.workspace.id, "personaId": b.persona.id,
+                           "apiKeyId": b.key.id, "apiKey": b.api_key})
+                );
+            } else {
+                println!("organization {} ({})\nworkspace    {}\npersona      {}\nAPI key      {}", b.org.name, b.org.id, b.workspace.id, b.persona.id, b.api_key);
+            }
+            Ok(())
+        }
+        Some(Command::Key { command: KeyCommand::Create { org, name, json } }) => {
+            let engine = engine(open_store(&cli.db).await?, None).await?;
+            let (org_id, ws) = engine.org_workspace(&org).await?;
+            let created = engine.create_key_for_org(&org_id, &ws, name.as_deref()).await?;
+            if json {
+                println!("{}", json!({"keyId": created.key.id, "orgId": org_id, "prefix": created.key.prefix, "apiKey": created.secret}));
+            } else {
+                println!("{}", created.secret);
+            }
+            Ok(())
+        }
+        Some(Command::Faq { command: FaqCommand::Import { org, file } }) => {
+            let engine = engine(open_store(&cli.db).await?, None).await?;
+            let (org_id, ws) = engine.org_workspace(&org).await?;
+            let content = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let format = ImportFormat::detect(file.to_str(), &content);
+            let drafts = format.parse(&content)?;
+            let entries = engine.import_faqs_for(&org_id, &ws, drafts).await?;
+            println!("imported {} FAQ entries", entries.len());
+            Ok(())
+        }
+        Some(Command::Openapi) => Ok(()),
+    }
+}
+
+async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
+    let store = open_store(db).await?;
+    let engine = engine(store, args.jwt_secret.clone()).await?;
+    let listener = TcpListener::bind(&args.bind).with_context(|| format!("binding {}", args.bind))?;
+    let address = listener.local_addr()?;
+    if !args.no_demo && engine.organization_count().await? == 0 {
+        demo::seed(&engine, &address.to_string()).await?;
+    }
+    if args.workers == 0 {
+        bail!("TIDECHAT_WORKERS must be at least 1");
+    }
+    let grace = Duration::from_secs(args.shutdown_grace_secs);
+    let options = tidechat_api::ServerOptions {
+        body_limit: args.body_limit_bytes,
+        workers: args.workers,
+        shutdown_grace: grace,
+        ..Default::default()
+    };
+    tracing::info!(%address, database = %db.database_url.split('@').next_back().unwrap_or_default(), "tidechat listening");
+    tidechat_api::server(engine.clone(), listener, options)?.await?;
+    tracing::info!("HTTP server stopped; waiting for replies in progress");
+    engine.shutdown(grace).await;
+    tracing::info!("bye");
+    Ok(())
+}

@@ -1,1 +1,153 @@
+//! The HTTP transport: actix-web routes, auth extractors, the `/v1` error
+//! table, SSE encoding and the OpenAPI document. Handlers decode requests,
+//! call the engine and encode its results; they hold no business rules.
+//!
+//! This is the only crate that knows actix-web.
 
+pub mod auth;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod sse;
+pub mod state;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpMessage, HttpResponse, HttpServer};
+use tidechat_engine::Engine;
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+use crate::error::ApiError;
+pub use crate::state::AppState;
+
+/// Largest accepted request body (FAQ imports are the big ones).
+pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub body_limit: usize,
+    pub workers: usize,
+    /// How long in-flight HTTP requests (e.g. streaming replies) may take to
+    /// finish after shutdown starts.
+    pub shutdown_grace: Duration,
+    pub keep_alive: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            body_limit: DEFAULT_BODY_LIMIT,
+            workers: 2,
+            shutdown_grace: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Registers every route and the app-wide extractor settings.
+pub fn configure(state: web::Data<AppState>, body_limit: usize) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(state)
+            .app_data(web::PayloadConfig::new(body_limit))
+            .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::validation(e.to_string()).into()))
+            .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::not_found(e.to_string()).into()));
+        routes::sessions::configure(cfg);
+        routes::personas::configure(cfg);
+        routes::faqs::configure(cfg);
+        routes::keys::configure(cfg);
+        routes::system::configure(cfg);
+        cfg.route("/docs", web::get().to(|| async {
+            HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
+        }))
+        .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new(["/openapi.json"])));
+    }
+}
+
+/// Builds the HTTP server on `listener`. Await the returned [`Server`] to run
+/// it; it stops on SIGTERM/SIGINT after letting requests finish.
+pub fn server(engine: Engine, listener: TcpListener, options: ServerOptions) -> std::io::Result<Server> {
+    let state = web::Data::new(AppState { engine, keep_alive: options.keep_alive });
+    let body_limit = options.body_limit;
+    let server = HttpServer::new(move || {
+        App::new()
+            .configure(configure(state.clone(), body_limit))
+            .default_service(web::to(|| async {
+                ApiError::not_found("no such endpoint; see /openapi.json")
+            }))
+            .wrap(from_fn(error_envelope))
+            .wrap(from_fn(request_id))
+    })
+    .workers(options.workers.max(1))
+    .shutdown_timeout(options.shutdown_grace.as_secs())
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// A request id: the caller's `X-Request-Id` when it is sane, else a new one.
+#[derive(Clone)]
+pub struct RequestId(pub String);
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+async fn request_id(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| ulid::Ulid::new().to_string().to_ascii_lowercase());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let started = Instant::now();
+    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let mut res = tracing::Instrument::instrument(next.call(req), span.clone()).await?;
+    let status = res.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(status, elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX), "handled");
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    Ok(res)
+}
+
+/// Turns framework errors that are not already in our shape (404 for an
+/// unknown route, 405, 413 from the payload reader, ...) into the `/v1`
+/// error envelope.
+async fn error_envelope(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let res = next.call(req).await?.map_into_boxed_body();
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return Ok(res);
+    }
+    let is_json = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return Ok(res);
+    }
+    let (code, message) = match status.as_u16() {
+        404 => ("not_found", "no such endpoint; see /openapi.json"),
+        405 => ("method_not_allowed", "this path does not accept this HTTP method"),
+        413 => ("payload_too_large", "the request body is over the size limit"),
+        s if s >= 500 => ("internal_error", "internal error"),
+        _ => ("validation_error", "the request could not be read"),
+    };
+    let error = ApiError::new(status, code, message);
+    Ok(res.into_response(HttpResponse::build(status).json(error.body())))
+}

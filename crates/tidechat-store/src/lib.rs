@@ -1,1 +1,106 @@
+//! Persistence for tidechat: diesel schema, rows, pools and repository
+//! operations over **PostgreSQL** and **SQLite**.
+//!
+//! # Design
+//!
+//! * One hand-written diesel [`schema`] serves both backends (the migrations
+//!   in `migrations/{postgres,sqlite}` create the same tables; timestamps are
+//!   UTC `TIMESTAMP`, truncated to microseconds on write so both backends
+//!   round-trip identically; JSON-ish fields are `TEXT` holding JSON).
+//! * [`Store`] holds an enum of `diesel-async` deadpool pools, one variant
+//!   per backend. Queries are written once: the internal `with_conn!` /
+//!   `with_tx!` macros expand the same body once per backend variant with the
+//!   concrete connection type. That is why there is no generic
+//!   "any connection" trait: diesel checks every query per backend, and the
+//!   bounds a generic version needs would be larger than the queries.
+//! * SQLite allows a single writer. Every SQLite write transaction first
+//!   takes an in-process `tokio::sync::Mutex` held by the `Store` (writers in
+//!   one process queue instead of failing with `SQLITE_BUSY`) and then opens
+//!   with `BEGIN IMMEDIATE`, so the file's write lock is taken up front and
+//!   `busy_timeout` (10 s) arbitrates between processes. Connections use
+//!   WAL, so readers never wait for the writer.
+//! * Every read or write addressed by a caller-supplied organization filters
+//!   on it: rows of other tenants are indistinguishable from missing rows.
 
+pub mod error;
+mod models;
+mod pool;
+mod repo;
+pub mod schema;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+use chrono::{DateTime, Utc};
+use tidechat_domain::{MessageId, MessageStatus, OrgId, Role, SessionId, SessionStatus};
+
+pub use error::StoreError;
+pub use models::truncate_timestamp;
+pub use pool::{Backend, Store};
+
+/// Keyset pagination on ids, **newest first** (ids are time-sortable):
+/// rows with `id < after_id`, ordered by id descending, at most `limit`.
+/// Ask for `limit + 1` to learn whether there is a next page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: i64,
+    pub after_id: Option<String>,
+}
+
+impl PageRequest {
+    pub fn first(limit: i64) -> Self {
+        Self {
+            limit,
+            after_id: None,
+        }
+    }
+
+    pub fn after(limit: i64, after_id: impl Into<String>) -> Self {
+        Self {
+            limit,
+            after_id: Some(after_id.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionFilter {
+    pub user_id: Option<String>,
+    pub status: Option<SessionStatus>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortOrder {
+    Asc,
+    Desc,
+}
+
+/// Keyset pagination on `seq`: `Asc` => `seq > after_seq` ascending;
+/// `Desc` => `seq < after_seq` descending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessagePage {
+    pub limit: i64,
+    pub order: SortOrder,
+    pub after_seq: Option<i64>,
+}
+
+/// A message to append; the store assigns `seq`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    pub id: MessageId,
+    pub session_id: SessionId,
+    pub org_id: OrgId,
+    pub role: Role,
+    pub content: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub tokens_estimated: bool,
+    pub model: String,
+    pub latency_ms: i64,
+    pub cost_usd_micros: i64,
+    pub moderation_verdict: String,
+    pub drift_score: f64,
+    pub status: MessageStatus,
+    pub created_at: DateTime<Utc>,
+    /// Whether the tokens and cost count towards the session's totals.
+    pub billed: bool,
+}

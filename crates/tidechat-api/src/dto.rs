@@ -1,0 +1,456 @@
+//! Wire types of the `/v1` API: what clients send and receive. Converted
+//! from domain entities here so storage and domain types never reach the wire.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tidechat_domain::{ApiKey, FaqDraft, FaqEntry, Message, Persona, PersonaDraft, Session};
+use tidechat_engine::Page;
+use utoipa::ToSchema;
+
+pub fn timestamp(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A conversation between one end user and the assistant.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionDto {
+    #[schema(example = "chs_01jd3x8y6q1v0w2r7k9m4n5p6t")]
+    pub session_id: String,
+    pub org_id: String,
+    pub workspace_id: String,
+    pub persona_id: String,
+    /// Your identifier for the end user; null when the session is anonymous.
+    pub user_id: Option<String>,
+    pub title: Option<String>,
+    #[schema(example = "active")]
+    pub status: SessionStatusDto,
+    pub message_count: i64,
+    /// Sum of billed input tokens of the session's assistant replies.
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    /// Sum of the replies' cost in millionths of a US dollar.
+    pub cost_usd_micros: i64,
+    /// Free-form JSON object given at creation.
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub last_active_at: String,
+    /// Null while the session is active.
+    pub ended_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStatusDto {
+    Active,
+    Ended,
+    Archived,
+}
+
+impl From<Session> for SessionDto {
+    fn from(s: Session) -> Self {
+        Self {
+            session_id: s.id.into_string(),
+            org_id: s.org_id.into_string(),
+            workspace_id: s.workspace_id.into_string(),
+            persona_id: s.persona_id.into_string(),
+            user_id: s.user_id,
+            title: s.title,
+            status: match s.status {
+                tidechat_domain::SessionStatus::Active => SessionStatusDto::Active,
+                tidechat_domain::SessionStatus::Ended => SessionStatusDto::Ended,
+                tidechat_domain::SessionStatus::Archived => SessionStatusDto::Archived,
+            },
+            message_count: s.message_count,
+            input_tokens: s.input_tokens,
+            output_tokens: s.output_tokens,
+            cost_usd_micros: s.cost_usd_micros,
+            metadata: s.metadata,
+            started_at: timestamp(&s.started_at),
+            last_active_at: timestamp(&s.last_active_at),
+            ended_at: s.ended_at.as_ref().map(timestamp),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleDto {
+    User,
+    Assistant,
+    System,
+    Tool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatusDto {
+    /// The whole reply.
+    Complete,
+    /// Cut short (client disconnected, shutdown, provider failure mid-reply).
+    Partial,
+    /// Failed before any text was produced.
+    Failed,
+}
+
+/// One message of a session.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageDto {
+    #[schema(example = "msg_01jd3x8y6q1v0w2r7k9m4n5p6t")]
+    pub message_id: String,
+    pub session_id: String,
+    pub role: RoleDto,
+    pub content: String,
+    /// For the user message: tokens of its text. For the reply: billed prompt tokens.
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    /// Model id that produced (or received) the message.
+    pub model: String,
+    /// Time from accepting the turn to the end of the reply, in ms (0 for user messages).
+    pub latency_ms: i64,
+    pub cost_usd_micros: i64,
+    /// `allowed`, `flagged` (delivered, something noted or redacted) or `blocked` (replaced by the fallback).
+    #[schema(example = "allowed")]
+    pub moderation_verdict: String,
+    /// 0 = on topic for the persona, 1 = unrelated.
+    pub drift_score: f64,
+    pub status: MessageStatusDto,
+    /// Position in the session, starting at 0.
+    pub seq: i64,
+    pub created_at: String,
+}
+
+impl From<Message> for MessageDto {
+    fn from(m: Message) -> Self {
+        use tidechat_domain::{MessageStatus, Role};
+        Self {
+            message_id: m.id.into_string(),
+            session_id: m.session_id.into_string(),
+            role: match m.role {
+                Role::User => RoleDto::User,
+                Role::Assistant => RoleDto::Assistant,
+                Role::System => RoleDto::System,
+                Role::Tool => RoleDto::Tool,
+            },
+            content: m.content,
+            input_tokens: m.input_tokens,
+            output_tokens: m.output_tokens,
+            model: m.model,
+            latency_ms: m.latency_ms,
+            cost_usd_micros: m.cost_usd_micros,
+            moderation_verdict: m.moderation_verdict,
+            drift_score: m.drift_score,
+            status: match m.status {
+                MessageStatus::Complete => MessageStatusDto::Complete,
+                MessageStatus::Partial => MessageStatusDto::Partial,
+                MessageStatus::Failed => MessageStatusDto::Failed,
+            },
+            seq: m.seq,
+            created_at: timestamp(&m.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateSessionRequest {
+    /// Defaults to the workspace's default persona.
+    pub persona_id: Option<String>,
+    pub user_id: Option<String>,
+    pub title: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SendMessageRequest {
+    /// The user's message: not empty, at most 16000 characters.
+    pub user_text: String,
+    /// Overrides the persona's model.
+    pub model_id: Option<String>,
+    /// Earlier messages given to the model as context (1–200, default 20).
+    pub history_limit: Option<i64>,
+    /// 0–2; defaults to the persona's.
+    pub temperature: Option<f64>,
+    /// Positive; at most the model's limit.
+    pub max_output_tokens: Option<i64>,
+    /// Tools the model may call. No tools are registered yet, so any name is `unknown_tool`.
+    #[serde(default)]
+    pub tool_names: Vec<String>,
+    /// A summary of earlier conversation added to the instructions.
+    pub memory_digest: Option<String>,
+    /// Extra rules for this turn, added to the persona's guardrails.
+    #[serde(default)]
+    pub extra_guardrails: Vec<String>,
+    /// `true` for a `text/event-stream` response.
+    #[serde(default)]
+    pub stream: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SendMessageResponse {
+    pub user_message: MessageDto,
+    pub assistant_message: MessageDto,
+    pub session: SessionDto,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionPage {
+    pub items: Vec<SessionDto>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+    pub has_more: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessagePage {
+    pub items: Vec<MessageDto>,
+    pub next_cursor: Option<String>,
+    pub has_more: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonaPage {
+    pub items: Vec<PersonaDto>,
+    pub next_cursor: Option<String>,
+    pub has_more: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FaqPage {
+    pub items: Vec<FaqDto>,
+    pub next_cursor: Option<String>,
+    pub has_more: bool,
+}
+
+macro_rules! page_from {
+    ($page:ty, $dto:ty, $entity:ty) => {
+        impl From<Page<$entity>> for $page {
+            fn from(p: Page<$entity>) -> Self {
+                Self {
+                    items: p.items.into_iter().map(<$dto>::from).collect(),
+                    next_cursor: p.next_cursor,
+                    has_more: p.has_more,
+                }
+            }
+        }
+    };
+}
+page_from!(SessionPage, SessionDto, Session);
+page_from!(MessagePage, MessageDto, Message);
+page_from!(PersonaPage, PersonaDto, Persona);
+page_from!(FaqPage, FaqDto, FaqEntry);
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRequest {
+    /// Lifetime in seconds (default 3600, at most 86400).
+    pub ttl_seconds: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenResponse {
+    /// A JWT to send as `Authorization: Bearer <token>`; it may only read and post to this session.
+    pub token: String,
+    pub expires_at: String,
+}
+
+/// An assistant persona.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonaDto {
+    pub persona_id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub system_prompt: String,
+    /// Default model id (`faq` is the built-in FAQ model).
+    pub model_id: String,
+    pub temperature: f64,
+    pub max_output_tokens: i32,
+    pub guardrails: Vec<String>,
+    /// Sent when the request is out of scope or blocked.
+    pub fallback_reply: String,
+    /// Minimum FAQ retrieval confidence (0–1) to answer from the FAQ.
+    pub faq_threshold: f64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Persona> for PersonaDto {
+    fn from(p: Persona) -> Self {
+        Self {
+            persona_id: p.id.into_string(),
+            workspace_id: p.workspace_id.into_string(),
+            name: p.name,
+            system_prompt: p.system_prompt,
+            model_id: p.model_id,
+            temperature: p.temperature,
+            max_output_tokens: p.max_output_tokens,
+            guardrails: p.guardrails,
+            fallback_reply: p.fallback_reply,
+            faq_threshold: p.faq_threshold,
+            created_at: timestamp(&p.created_at),
+            updated_at: timestamp(&p.updated_at),
+        }
+    }
+}
+
+/// Create or replace a persona. Omitted fields take the defaults shown.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonaRequest {
+    pub name: String,
+    #[serde(default)]
+    pub system_prompt: String,
+    #[schema(default = "faq")]
+    pub model_id: Option<String>,
+    #[schema(default = 0.7)]
+    pub temperature: Option<f64>,
+    #[schema(default = 1024)]
+    pub max_output_tokens: Option<i32>,
+    #[serde(default)]
+    pub guardrails: Vec<String>,
+    pub fallback_reply: Option<String>,
+    #[schema(default = 0.35)]
+    pub faq_threshold: Option<f64>,
+}
+
+impl From<PersonaRequest> for PersonaDraft {
+    fn from(r: PersonaRequest) -> Self {
+        Self {
+            name: r.name,
+            system_prompt: r.system_prompt,
+            model_id: r.model_id.unwrap_or_else(|| tidechat_llm::FAQ_MODEL_ID.to_owned()),
+            temperature: r.temperature.unwrap_or(0.7),
+            max_output_tokens: r.max_output_tokens.unwrap_or(1024),
+            guardrails: r.guardrails,
+            fallback_reply: r.fallback_reply.unwrap_or_else(|| PersonaDraft::DEFAULT_FALLBACK.to_owned()),
+            faq_threshold: r.faq_threshold.unwrap_or(PersonaDraft::DEFAULT_FAQ_THRESHOLD),
+        }
+    }
+}
+
+/// A question and its answer in the workspace's FAQ.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FaqDto {
+    pub faq_id: String,
+    pub workspace_id: String,
+    pub question: String,
+    pub answer: String,
+    /// Optional sub-organization inside your tenant (narrows FAQ chat searches).
+    pub organization_id: Option<String>,
+    pub tags: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<FaqEntry> for FaqDto {
+    fn from(f: FaqEntry) -> Self {
+        Self {
+            faq_id: f.id.into_string(),
+            workspace_id: f.workspace_id.into_string(),
+            question: f.question,
+            answer: f.answer,
+            organization_id: f.organization_id,
+            tags: f.tags,
+            created_at: timestamp(&f.created_at),
+            updated_at: timestamp(&f.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FaqRequest {
+    pub question: String,
+    pub answer: String,
+    pub organization_id: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl From<FaqRequest> for FaqDraft {
+    fn from(r: FaqRequest) -> Self {
+        Self { question: r.question, answer: r.answer, organization_id: r.organization_id, tags: r.tags }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FaqImportResponse {
+    pub imported: usize,
+    pub items: Vec<FaqDto>,
+}
+
+/// An API key as listed: the secret is never shown again.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyDto {
+    pub key_id: String,
+    pub name: String,
+    /// The first characters of the key, to recognise it.
+    #[schema(example = "tc_Xa81bQ9z")]
+    pub prefix: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+impl From<ApiKey> for ApiKeyDto {
+    fn from(k: ApiKey) -> Self {
+        Self {
+            key_id: k.id.into_string(),
+            name: k.name,
+            prefix: k.prefix,
+            created_at: timestamp(&k.created_at),
+            revoked_at: k.revoked_at.as_ref().map(timestamp),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateKeyRequest {
+    pub name: Option<String>,
+}
+
+/// A new key. `key` is shown only in this response.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedKeyDto {
+    pub key_id: String,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+    /// The full secret; store it now.
+    pub key: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyList {
+    pub items: Vec<ApiKeyDto>,
+}
+
+/// The SSE `delta` event.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeltaEvent {
+    pub text: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: String,
+}

@@ -1,0 +1,151 @@
+//! The `/v1` error table: every failure leaves as `{"error":{"code","message"}}`
+//! with one of the stable codes below. A 500 means a bug; it is logged with
+//! context and says nothing about internals.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::{Deserialize, Serialize};
+use tidechat_engine::EngineError;
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable code (see the table in the API description).
+    #[schema(example = "session_not_found")]
+    pub code: String,
+    /// Human-readable explanation; wording may change.
+    pub message: String,
+}
+
+/// Every code this API returns, with its status. Documented in the OpenAPI
+/// description from this same table.
+pub const ERROR_CODES: &[(&str, u16, &str)] = &[
+    ("unauthenticated", 401, "Missing, malformed, unknown, revoked or expired credentials."),
+    ("forbidden", 403, "The credential is valid but may not do this (e.g. a session token used on another session or a management endpoint)."),
+    ("not_found", 404, "No such resource in your organization (other organizations' ids are not found too)."),
+    ("method_not_allowed", 405, "The path exists but not with this HTTP method."),
+    ("session_not_active", 409, "The session is ended or archived and accepts no new messages."),
+    ("conflict", 409, "The change conflicts with existing data (e.g. deleting a persona in use)."),
+    ("payload_too_large", 413, "The request body is over the size limit."),
+    ("invalid_json", 422, "The body is not well-formed JSON."),
+    ("validation_error", 422, "A field is missing, has the wrong type or is out of range; the message names it."),
+    ("unknown_model", 422, "`modelId` (or the persona's model) is not in the model registry."),
+    ("unknown_tool", 422, "A `toolNames` entry is not a registered tool."),
+    ("unknown_persona", 422, "`personaId` is not a persona of your organization."),
+    ("rate_limited", 429, "Too many requests; retry after `Retry-After` seconds."),
+    ("quota_exceeded", 429, "The token or cost quota is spent."),
+    ("internal_error", 500, "A bug on our side; the request id in `X-Request-Id` helps us find it."),
+    ("upstream_error", 502, "The model provider failed."),
+    ("service_unavailable", 503, "The server is shutting down or its database is unreachable."),
+];
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message.clone() } }
+    }
+
+    /// Maps a JSON body error (syntax, types, size) to the table.
+    pub fn from_json(err: &actix_web::error::JsonPayloadError) -> Self {
+        use actix_web::error::JsonPayloadError as J;
+        match err {
+            J::OverflowKnownLength { limit, .. } | J::Overflow { limit } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the request body is over the {limit}-byte limit"),
+            ),
+            J::Deserialize(e) if e.is_data() => Self::validation(format!("invalid request body: {e}")),
+            J::Deserialize(e) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_json",
+                format!("the request body is not valid JSON: {e}"),
+            ),
+            J::ContentType => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_json",
+                "the request body must be JSON (Content-Type: application/json)",
+            ),
+            other => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_json", format!("unreadable request body: {other}")),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(self.body())
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(err: EngineError) -> Self {
+        use StatusCode as S;
+        match err {
+            EngineError::Unauthenticated(m) => Self::new(S::UNAUTHORIZED, "unauthenticated", m),
+            EngineError::Forbidden(m) => Self::new(S::FORBIDDEN, "forbidden", m),
+            EngineError::NotFound(what) => Self::not_found(format!("{what} not found")),
+            e @ EngineError::SessionNotActive(_) => Self::new(S::CONFLICT, "session_not_active", e.to_string()),
+            EngineError::Validation(v) => Self::validation(v.to_string()),
+            e @ EngineError::UnknownModel(_) => Self::new(S::UNPROCESSABLE_ENTITY, "unknown_model", e.to_string()),
+            e @ EngineError::UnknownTool(_) => Self::new(S::UNPROCESSABLE_ENTITY, "unknown_tool", e.to_string()),
+            e @ EngineError::UnknownPersona(_) => Self::new(S::UNPROCESSABLE_ENTITY, "unknown_persona", e.to_string()),
+            EngineError::Conflict(m) => Self::new(S::CONFLICT, "conflict", m),
+            EngineError::Upstream(detail) => {
+                tracing::warn!(%detail, "upstream failure");
+                Self::new(S::BAD_GATEWAY, "upstream_error", "the model provider failed; try again")
+            }
+            EngineError::ShuttingDown => {
+                Self::new(S::SERVICE_UNAVAILABLE, "service_unavailable", "the server is shutting down; retry")
+            }
+            EngineError::Store(e) => {
+                tracing::error!(error = ?e, "storage failure");
+                Self::new(S::SERVICE_UNAVAILABLE, "service_unavailable", "storage is unavailable; retry")
+            }
+            EngineError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                Self::new(S::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+            }
+        }
+    }
+}
+
+/// Markdown table of the codes, for the OpenAPI description.
+pub fn error_table_markdown() -> String {
+    let mut out = String::from("| code | status | meaning |\n|---|---|---|\n");
+    for (code, status, meaning) in ERROR_CODES {
+        out.push_str(&format!("| `{code}` | {status} | {meaning} |\n"));
+    }
+    out
+}

@@ -1,0 +1,78 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]`
+//! attributes and the wire types. `tidechat openapi` prints it and the
+//! committed copy in `openapi/openapi.json` is checked against it by a test.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::dto::*;
+use crate::error::{error_table_markdown, ErrorBody, ErrorDetail};
+use crate::routes::{faqs, keys, personas, sessions, system};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "tidechat API", description = "tidechat"),
+    paths(
+        sessions::create_session, sessions::list_sessions, sessions::get_session, sessions::end_session,
+        sessions::archive_session, sessions::create_token, sessions::send_message, sessions::list_messages,
+        personas::create_persona, personas::list_personas, personas::get_persona, personas::update_persona,
+        personas::delete_persona,
+        faqs::create_faq, faqs::import_faqs, faqs::list_faqs, faqs::get_faq, faqs::update_faq, faqs::delete_faq,
+        keys::create_key, keys::list_keys, keys::revoke_key,
+        system::healthz, system::readyz, system::openapi,
+    ),
+    components(schemas(ErrorBody, ErrorDetail, DeltaEvent)),
+    modifiers(&Customize),
+    tags(
+        (name = "chat", description = "Chat sessions and messages"),
+        (name = "personas", description = "How the assistant behaves"),
+        (name = "faqs", description = "The FAQ the built-in model answers from"),
+        (name = "api-keys", description = "Credentials"),
+        (name = "system", description = "Health and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+struct Customize;
+
+const DESCRIPTION: &str = "Self-hosted, multi-tenant AI chat backend.
+
+Authenticate with `Authorization: Bearer <API key>` (keys start with `tc_`) or a
+session token from `POST /v1/chat/sessions/{id}/token`, which may only read and
+post to its own session. Every id of another organization is `404`.
+
+Lists use keyset pagination: pass `nextCursor` back as `cursor` while `hasMore`
+is true. Timestamps are RFC 3339 in UTC.
+
+`POST /v1/chat/sessions/{id}/messages` with `\"stream\": true` answers with
+server-sent events: `delta` (`{\"text\"}`), then `done` (`{userMessage,
+assistantMessage, session}`) or `error` (`{\"error\":{code,message}}` plus the
+stored messages when a partial reply was kept).
+
+Errors are `{\"error\":{\"code\",\"message\"}}` with these codes:
+
+";
+
+impl Modify for Customize {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi.info.description = Some(format!("{DESCRIPTION}{}", error_table_markdown()));
+        openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key (`tc_…`) or a session token (JWT)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document as pretty-printed JSON with a trailing newline.
+pub fn json() -> String {
+    let mut out = ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
+    out.push('\n');
+    out
+}

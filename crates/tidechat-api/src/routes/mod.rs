@@ -1,0 +1,5 @@
+pub mod faqs;
+pub mod keys;
+pub mod personas;
+pub mod sessions;
+pub mod system;

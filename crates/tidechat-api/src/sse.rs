@@ -1,0 +1,61 @@
+//! Encodes a turn's events as the `/v1` server-sent events stream.
+//!
+//! Events, in order:
+//! - `delta`: `{"text": "..."}` for each piece of reply text as it is released;
+//! - then exactly one of
+//!   - `done`: `{userMessage, assistantMessage, session}` as persisted, or
+//!   - `error`: `{"error": {code, message}}` plus `userMessage`, `assistantMessage`
+//!     and `session` when something was stored (e.g. a partial reply).
+//!
+//! Comment lines (`: keep-alive`) are sent while the model is slow so proxies
+//! with idle timeouts keep the connection open.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use serde::Serialize;
+use serde_json::json;
+use tidechat_engine::{Turn, TurnEvent, TurnOutcome};
+
+use crate::dto::{DeltaEvent, MessageDto, SendMessageResponse, SessionDto};
+use crate::error::ApiError;
+
+pub fn frame(event: &str, data: &impl Serialize) -> Bytes {
+    let data = serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned());
+    Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
+}
+
+pub fn outcome_body(outcome: TurnOutcome) -> SendMessageResponse {
+    SendMessageResponse {
+        user_message: MessageDto::from(outcome.user_message),
+        assistant_message: MessageDto::from(outcome.assistant_message),
+        session: SessionDto::from(outcome.session),
+    }
+}
+
+/// The SSE byte stream of one turn. Dropping it drops the turn, which stops
+/// generation and stores the partial reply.
+pub fn turn_stream(turn: Turn, keep_alive: Duration) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
+    futures_util::stream::unfold(Some(turn), move |state| async move {
+        let mut turn = state?;
+        let frame = match tokio::time::timeout(keep_alive, turn.next()).await {
+            Err(_) => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), Some(turn))),
+            Ok(None) => return None,
+            Ok(Some(TurnEvent::Delta(text))) => {
+                return Some((Ok(frame("delta", &DeltaEvent { text })), Some(turn)));
+            }
+            Ok(Some(TurnEvent::Completed(outcome))) => frame("done", &outcome_body(*outcome)),
+            Ok(Some(TurnEvent::Failed { error, outcome })) => {
+                let mut body = json!(ApiError::from(error).body());
+                if let (Some(outcome), Some(map)) = (outcome, body.as_object_mut()) {
+                    if let Ok(serde_json::Value::Object(extra)) = serde_json::to_value(outcome_body(*outcome)) {
+                        map.extend(extra);
+                    }
+                }
+                frame("error", &body)
+            }
+        };
+        Some((Ok(frame), None))
+    })
+}

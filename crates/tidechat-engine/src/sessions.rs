@@ -1,0 +1,211 @@
+//! Authentication, sessions and message history.
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use serde_json::{Map, Value};
+use tidechat_domain::{
+    validate, Message, PersonaId, Session, SessionId, SessionStatus,
+};
+use tidechat_store::{MessagePage, PageRequest, SessionFilter, SortOrder};
+
+use crate::auth::{hash_api_key, Principal, PrincipalKind, API_KEY_PREFIX};
+use crate::page::{Cursor, Page};
+use crate::{Engine, EngineError};
+
+/// `POST /v1/chat/sessions` input.
+#[derive(Debug, Clone, Default)]
+pub struct NewSession {
+    pub persona_id: Option<String>,
+    pub user_id: Option<String>,
+    pub title: Option<String>,
+    pub metadata: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SessionQuery {
+    pub user_id: Option<String>,
+    pub status: Option<String>,
+    pub page: Cursor,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MessageQuery {
+    /// `asc` (default) or `desc`.
+    pub order: Option<String>,
+    pub page: Cursor,
+}
+
+/// A minted session token.
+#[derive(Debug, Clone)]
+pub struct SessionToken {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Engine {
+    /// Resolves the bearer credential: an API key (`tc_…`) or a session token.
+    pub async fn authenticate(&self, credential: &str) -> Result<Principal, EngineError> {
+        let credential = credential.trim();
+        if credential.is_empty() {
+            return Err(EngineError::Unauthenticated("missing credentials"));
+        }
+        if !credential.starts_with(API_KEY_PREFIX) {
+            return self.inner.tokens.verify(credential);
+        }
+        let key = self
+            .inner
+            .store
+            .find_api_key_by_hash(&hash_api_key(credential))
+            .await?
+            .ok_or(EngineError::Unauthenticated("invalid API key"))?;
+        if key.revoked_at.is_some() {
+            return Err(EngineError::Unauthenticated("this API key has been revoked"));
+        }
+        Ok(Principal { org_id: key.org_id, workspace_id: key.workspace_id, kind: PrincipalKind::ApiKey(key.id) })
+    }
+
+    pub async fn create_session(&self, who: &Principal, input: NewSession) -> Result<Session, EngineError> {
+        who.require_api_key()?;
+        if let Some(user_id) = &input.user_id {
+            validate::required_text("userId", user_id, validate::USER_ID_MAX_CHARS)?;
+        }
+        if let Some(title) = &input.title {
+            validate::optional_text("title", title, validate::TITLE_MAX_CHARS)?;
+        }
+        let metadata = input.metadata.unwrap_or_default();
+        validate::metadata(&metadata)?;
+        let store = &self.inner.store;
+        let persona = match input.persona_id.as_deref() {
+            Some(id) => {
+                let unknown = || EngineError::UnknownPersona(id.chars().take(64).collect());
+                let pid = PersonaId::parse(id).map_err(|_| unknown())?;
+                store.get_persona(&who.org_id, &pid).await?.ok_or_else(unknown)?
+            }
+            None => {
+                let ws = store
+                    .default_workspace(&who.org_id)
+                    .await?
+                    .ok_or(EngineError::NotFound("workspace"))?;
+                let pid = ws
+                    .default_persona_id
+                    .ok_or_else(|| EngineError::validation("personaId", "the workspace has no default persona; give one"))?;
+                store
+                    .get_persona(&who.org_id, &pid)
+                    .await?
+                    .ok_or_else(|| EngineError::validation("personaId", "the workspace's default persona is gone; give one"))?
+            }
+        };
+        let now = Utc::now();
+        let session = Session {
+            id: SessionId::generate(),
+            org_id: who.org_id.clone(),
+            workspace_id: persona.workspace_id.clone(),
+            persona_id: persona.id,
+            user_id: input.user_id,
+            title: input.title,
+            status: SessionStatus::Active,
+            message_count: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_usd_micros: 0,
+            metadata,
+            started_at: now,
+            last_active_at: now,
+            ended_at: None,
+        };
+        store.insert_session(&session).await?;
+        Ok(session)
+    }
+
+    /// Reads a session the caller may see; others' sessions are not found.
+    pub async fn get_session(&self, who: &Principal, id: &str) -> Result<Session, EngineError> {
+        let id = SessionId::parse(id).map_err(|_| EngineError::NotFound("session"))?;
+        who.require_session(&id)?;
+        self.inner.store.get_session(&who.org_id, &id).await?.ok_or(EngineError::NotFound("session"))
+    }
+
+    pub async fn list_sessions(&self, who: &Principal, query: &SessionQuery) -> Result<Page<Session>, EngineError> {
+        who.require_api_key()?;
+        let status = match query.status.as_deref() {
+            None | Some("") => None,
+            Some(s) => Some(SessionStatus::parse(s).ok_or_else(|| {
+                EngineError::validation("status", "must be one of active, ended, archived")
+            })?),
+        };
+        let limit = query.page.limit()?;
+        let page = PageRequest { limit: limit + 1, after_id: query.page.after_id(SessionId::parse)? };
+        let filter = SessionFilter { user_id: query.user_id.clone().filter(|u| !u.is_empty()), status };
+        let rows = self.inner.store.list_sessions(&who.org_id, &filter, &page).await?;
+        Ok(Page::from_rows(rows, limit, |s| s.id.to_string()))
+    }
+
+    pub async fn end_session(&self, who: &Principal, id: &str) -> Result<Session, EngineError> {
+        self.set_status(who, id, SessionStatus::Ended).await
+    }
+
+    pub async fn archive_session(&self, who: &Principal, id: &str) -> Result<Session, EngineError> {
+        self.set_status(who, id, SessionStatus::Archived).await
+    }
+
+    async fn set_status(&self, who: &Principal, id: &str, status: SessionStatus) -> Result<Session, EngineError> {
+        who.require_api_key()?;
+        let id = SessionId::parse(id).map_err(|_| EngineError::NotFound("session"))?;
+        let store = &self.inner.store;
+        let current = store.get_session(&who.org_id, &id).await?.ok_or(EngineError::NotFound("session"))?;
+        // Ending an archived session would un-archive it; refuse instead.
+        if status == SessionStatus::Ended && current.status == SessionStatus::Archived {
+            return Err(EngineError::SessionNotActive(current.status));
+        }
+        store
+            .set_session_status(&who.org_id, &id, status, Utc::now())
+            .await?
+            .ok_or(EngineError::NotFound("session"))
+    }
+
+    pub async fn list_messages(
+        &self,
+        who: &Principal,
+        session: &str,
+        query: &MessageQuery,
+    ) -> Result<Page<Message>, EngineError> {
+        let session = self.get_session(who, session).await?;
+        let order = match query.order.as_deref() {
+            None | Some("") | Some("asc") => SortOrder::Asc,
+            Some("desc") => SortOrder::Desc,
+            Some(_) => return Err(EngineError::validation("order", "must be asc or desc")),
+        };
+        let limit = query.page.limit()?;
+        let after_seq = match query.page.cursor.as_deref().filter(|c| !c.is_empty()) {
+            None => None,
+            Some(c) => Some(
+                c.parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| EngineError::validation("cursor", "is not a cursor from this listing"))?,
+            ),
+        };
+        let page = MessagePage { limit: limit + 1, order, after_seq };
+        let rows = self.inner.store.list_messages(&who.org_id, &session.id, &page).await?;
+        Ok(Page::from_rows(rows, limit, |m| m.seq.to_string()))
+    }
+
+    /// Mints a token that may read and post to this one session only.
+    pub async fn mint_session_token(
+        &self,
+        who: &Principal,
+        session: &str,
+        ttl_seconds: Option<i64>,
+    ) -> Result<SessionToken, EngineError> {
+        who.require_api_key()?;
+        let session = self.get_session(who, session).await?;
+        let max = i64::try_from(self.inner.config.session_token_ttl_max.as_secs()).unwrap_or(86_400);
+        let ttl = match ttl_seconds {
+            None => i64::try_from(self.inner.config.session_token_ttl_default.as_secs()).unwrap_or(3600).min(max),
+            Some(t) if (1..=max).contains(&t) => t,
+            Some(_) => return Err(EngineError::validation("ttlSeconds", format!("must be between 1 and {max}"))),
+        };
+        let now = Utc::now();
+        let expires_at = now + ChronoDuration::seconds(ttl);
+        let token = self.inner.tokens.mint(&session.org_id, &session.workspace_id, &session.id, now, expires_at)?;
+        Ok(SessionToken { token, expires_at })
+    }
+}

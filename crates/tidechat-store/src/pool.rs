@@ -1,0 +1,301 @@
+//! Connection pools, connecting, migrations and the per-backend dispatch
+//! macros used by the repository code.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use diesel::migration::MigrationSource;
+use diesel::SqliteConnection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::error::StoreError;
+
+pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+/// Key of the PostgreSQL advisory lock serialising concurrent migrations
+/// ("tidechat" in ASCII).
+const PG_MIGRATION_LOCK: i64 = 0x7469_6465_6368_6174;
+
+/// Per-connection SQLite setup. `busy_timeout` goes first so the others
+/// (switching to WAL needs a lock) wait instead of failing.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; \
+     PRAGMA journal_mode = WAL; \
+     PRAGMA foreign_keys = ON; \
+     PRAGMA synchronous = NORMAL;";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Clone)]
+pub(crate) enum Pools {
+    Postgres(Pool<AsyncPgConnection>),
+    Sqlite {
+        pool: Pool<SqliteConn>,
+        /// SQLite allows one writer: writers in this process queue here
+        /// instead of failing with `SQLITE_BUSY`.
+        write_lock: Arc<tokio::sync::Mutex<()>>,
+    },
+}
+
+/// Handle on the database. Cheap to clone (pools are shared).
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) pools: Pools,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend()).finish()
+    }
+}
+
+/// Runs `$body` with `$conn: &mut <concrete connection>` from the pool.
+///
+/// diesel's query types are checked per backend, so a single generic
+/// function over "some async connection" needs a large pile of trait bounds
+/// per query. Instead the body is expanded once per backend at compile time;
+/// the body's code is the same, only `$conn`'s type differs. The body may use
+/// `?` (the enclosing function returns `Result<_, StoreError>`).
+macro_rules! with_conn {
+    ($store:expr, $conn:ident => $body:expr) => {
+        match &$store.pools {
+            $crate::pool::Pools::Postgres(pool) => {
+                let mut pooled = pool.get().await?;
+                let $conn: &mut ::diesel_async::AsyncPgConnection = &mut pooled;
+                $body
+            }
+            $crate::pool::Pools::Sqlite { pool, .. } => {
+                let mut pooled = pool.get().await?;
+                let $conn: &mut $crate::pool::SqliteConn = &mut pooled;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` inside a write transaction, expanded per backend like
+/// [`with_conn!`]; `$body` must evaluate to `Result<T, StoreError>` and the
+/// macro evaluates to the same type (commit on `Ok`, rollback on `Err`).
+///
+/// On SQLite the in-process writer lock is taken first and the transaction
+/// starts with `BEGIN IMMEDIATE`, so the write lock is acquired up front
+/// and `busy_timeout` applies against other processes (a deferred
+/// transaction that reads first can fail with `SQLITE_BUSY` when it later
+/// upgrades to write). Bodies still issue their write first where possible
+/// (PostgreSQL row locks, then reads see the updated row).
+macro_rules! with_tx {
+    ($store:expr, $conn:ident => $body:expr) => {
+        match &$store.pools {
+            $crate::pool::Pools::Postgres(pool) => {
+                let mut pooled = pool.get().await?;
+                let c: &mut ::diesel_async::AsyncPgConnection = &mut pooled;
+                ::diesel_async::AsyncConnection::transaction(
+                    c,
+                    async move |$conn: &mut ::diesel_async::AsyncPgConnection| -> Result<_, $crate::error::StoreError> {
+                        $body
+                    },
+                )
+                .await
+            }
+            $crate::pool::Pools::Sqlite { pool, write_lock } => {
+                let _writer = write_lock.lock().await;
+                let mut pooled = pool.get().await?;
+                let c: &mut $crate::pool::SqliteConn = &mut pooled;
+                c.immediate_transaction(
+                    async move |$conn: &mut $crate::pool::SqliteConn| -> Result<_, $crate::error::StoreError> {
+                        $body
+                    },
+                )
+                .await
+            }
+        }
+    };
+}
+
+pub(crate) use {with_conn, with_tx};
+
+/// Splits a `sqlite:` URL into a file path.
+fn sqlite_path(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+}
+
+impl Store {
+    /// Connects a pool of at most `max_connections` (at least 1).
+    ///
+    /// `url` is `sqlite://PATH` / `sqlite:PATH` (parent directories and the
+    /// file are created) or `postgres://…` / `postgresql://…`. One connection
+    /// is opened eagerly so a bad URL fails here.
+    pub async fn connect(url: &str, max_connections: usize) -> Result<Store, StoreError> {
+        let max = max_connections.max(1);
+        let store = if let Some(path) = sqlite_path(url) {
+            Self::connect_sqlite(path, max)?
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+            let pool = Pool::builder(manager)
+                .max_size(max)
+                .build()
+                .map_err(|e| StoreError::Pool(e.to_string()))?;
+            Store {
+                pools: Pools::Postgres(pool),
+            }
+        } else {
+            let scheme = url.split(':').next().unwrap_or_default();
+            return Err(StoreError::Config(format!(
+                "unsupported database URL scheme `{}` (expected sqlite: or postgres:)",
+                scheme.chars().take(32).collect::<String>()
+            )));
+        };
+        store.ping().await?;
+        Ok(store)
+    }
+
+    fn connect_sqlite(path: &str, max: usize) -> Result<Store, StoreError> {
+        if path.is_empty() {
+            return Err(StoreError::Config("empty SQLite path".into()));
+        }
+        let file = Path::new(path);
+        if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Config(format!("cannot create directory for SQLite database: {e}"))
+            })?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .map_err(|e| StoreError::Config(format!("cannot create SQLite database file: {e}")))?;
+
+        let mut config = ManagerConfig::<SqliteConn>::default();
+        config.custom_setup = Box::new(|url: &str| {
+            let url = url.to_owned();
+            Box::pin(async move {
+                let mut conn = SqliteConn::establish(&url).await?;
+                conn.batch_execute(SQLITE_PRAGMAS)
+                    .await
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(conn)
+            })
+        });
+        let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
+        let pool = Pool::builder(manager)
+            .max_size(max)
+            .build()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        Ok(Store {
+            pools: Pools::Sqlite {
+                pool,
+                write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            },
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pools {
+            Pools::Postgres(_) => Backend::Postgres,
+            Pools::Sqlite { .. } => Backend::Sqlite,
+        }
+    }
+
+    /// `SELECT 1` on a pooled connection.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_conn!(self, conn => {
+            diesel::sql_query("SELECT 1").execute(conn).await?;
+            Ok(())
+        })
+    }
+
+    /// Applies pending migrations. Idempotent, and safe when several
+    /// processes start at once: PostgreSQL serialises on an advisory lock,
+    /// SQLite runs everything in one `BEGIN IMMEDIATE` transaction.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.pools {
+            Pools::Postgres(pool) => {
+                // The harness is synchronous: take a connection out of the
+                // pool and drive it from a blocking thread.
+                let conn = Object::take(pool.get().await?);
+                tokio::task::spawn_blocking(move || migrate_pg(conn))
+                    .await
+                    .map_err(|e| StoreError::Migration(format!("migration task failed: {e}")))?
+            }
+            Pools::Sqlite { pool, write_lock } => {
+                let _writer = write_lock.lock().await;
+                let mut conn = pool.get().await?;
+                let outcome = conn
+                    .spawn_blocking(|c: &mut SqliteConnection| {
+                        Ok(c.immediate_transaction(|c| {
+                            run_pending(c, SQLITE_MIGRATIONS)
+                                .map_err(|e| MigrateFailure::Harness(e.to_string()))
+                        }))
+                    })
+                    .await
+                    .map_err(|e| StoreError::Migration(e.to_string()))?;
+                outcome.map(|_| ()).map_err(MigrateFailure::into_store)
+            }
+        }
+    }
+}
+
+/// Error type threaded through the SQLite migration transaction.
+#[derive(Debug)]
+enum MigrateFailure {
+    Db(diesel::result::Error),
+    Harness(String),
+}
+
+impl From<diesel::result::Error> for MigrateFailure {
+    fn from(e: diesel::result::Error) -> Self {
+        MigrateFailure::Db(e)
+    }
+}
+
+impl MigrateFailure {
+    fn into_store(self) -> StoreError {
+        match self {
+            MigrateFailure::Db(e) => StoreError::Migration(e.to_string()),
+            MigrateFailure::Harness(e) => StoreError::Migration(e),
+        }
+    }
+}
+
+fn run_pending<C, S>(conn: &mut C, source: S) -> Result<usize, Box<dyn std::error::Error + Send + Sync>>
+where
+    C: MigrationHarness<diesel::sqlite::Sqlite>,
+    S: MigrationSource<diesel::sqlite::Sqlite>,
+{
+    let applied = conn.run_pending_migrations(source)?;
+    if !applied.is_empty() {
+        tracing::info!(count = applied.len(), "applied SQLite migrations");
+    }
+    Ok(applied.len())
+}
+
+fn migrate_pg(conn: AsyncPgConnection) -> Result<(), StoreError> {
+    let mut conn: AsyncConnectionWrapper<AsyncPgConnection> = AsyncConnectionWrapper::from(conn);
+    let lock = format!("SELECT pg_advisory_lock({PG_MIGRATION_LOCK})");
+    diesel::RunQueryDsl::execute(diesel::sql_query(lock), &mut conn)
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
+    let result = conn
+        .run_pending_migrations(PG_MIGRATIONS)
+        .map(|applied| {
+            if !applied.is_empty() {
+                tracing::info!(count = applied.len(), "applied PostgreSQL migrations");
+            }
+        })
+        .map_err(|e| StoreError::Migration(e.to_string()));
+    let unlock = format!("SELECT pg_advisory_unlock({PG_MIGRATION_LOCK})");
+    // Closing the connection (it is dropped here) releases the lock anyway.
+    let _ = diesel::RunQueryDsl::execute(diesel::sql_query(unlock), &mut conn);
+    result
+}

@@ -1,0 +1,739 @@
+//! Repository operations. Every body is written once and expanded per
+//! backend by `with_conn!` / `with_tx!` (see `pool.rs`).
+
+use chrono::{DateTime, Utc};
+use diesel::dsl::case_when;
+use diesel::prelude::*;
+use diesel::sql_types::Timestamp;
+use diesel_async::RunQueryDsl;
+use tidechat_domain::{
+    ApiKey, ApiKeyId, FaqDraft, FaqEntry, FaqId, Message, OrgId, Organization, Persona,
+    PersonaDraft, PersonaId, Session, SessionId, SessionStatus, Workspace, WorkspaceId,
+};
+
+use crate::error::StoreError;
+use crate::models::*;
+use crate::pool::{with_conn, with_tx};
+use crate::schema::*;
+use crate::{MessagePage, NewMessage, PageRequest, SessionFilter, SortOrder, Store};
+
+fn clamp_limit(limit: i64) -> i64 {
+    limit.max(0)
+}
+
+fn not_in_org(what: &str) -> StoreError {
+    StoreError::Conflict(format!("{what} does not exist in this organization"))
+}
+
+impl Store {
+    // ------------------------------------------------------------ orgs
+
+    /// Creates an organization with its first workspace, persona (made the
+    /// workspace default) and API key, in one transaction.
+    pub async fn create_org_bundle(
+        &self,
+        org: &Organization,
+        ws: &Workspace,
+        persona: &Persona,
+        key: &ApiKey,
+        key_hash: &str,
+    ) -> Result<(), StoreError> {
+        if ws.org_id != org.id || persona.org_id != org.id || key.org_id != org.id {
+            return Err(StoreError::Conflict(
+                "bundle records must belong to the organization".into(),
+            ));
+        }
+        let org_row = OrgRow::from_domain(org);
+        let mut ws_row = WorkspaceRow::from_domain(ws);
+        ws_row.default_persona_id = Some(persona.id.as_str().to_owned());
+        let persona_row = PersonaRow::from_domain(persona);
+        let key_row = NewApiKeyRow::from_domain(key, key_hash);
+        with_tx!(self, conn => {
+            diesel::insert_into(organizations::table).values(&org_row).execute(conn).await?;
+            diesel::insert_into(workspaces::table).values(&ws_row).execute(conn).await?;
+            diesel::insert_into(personas::table).values(&persona_row).execute(conn).await?;
+            diesel::insert_into(api_keys::table).values(&key_row).execute(conn).await?;
+            Ok(())
+        })
+    }
+
+    pub async fn count_orgs(&self) -> Result<i64, StoreError> {
+        with_conn!(self, conn => {
+            Ok(organizations::table.count().get_result::<i64>(conn).await?)
+        })
+    }
+
+    pub async fn get_org(&self, org: &OrgId) -> Result<Option<Organization>, StoreError> {
+        let row: Option<OrgRow> = with_conn!(self, conn => {
+            organizations::table
+                .find(org.as_str())
+                .select(OrgRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        });
+        Ok(row.map(OrgRow::into_domain))
+    }
+
+    /// The organization's oldest workspace.
+    pub async fn default_workspace(&self, org: &OrgId) -> Result<Option<Workspace>, StoreError> {
+        let row: Option<WorkspaceRow> = with_conn!(self, conn => {
+            workspaces::table
+                .filter(workspaces::org_id.eq(org.as_str()))
+                .order((workspaces::created_at.asc(), workspaces::id.asc()))
+                .select(WorkspaceRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        });
+        Ok(row.map(WorkspaceRow::into_domain))
+    }
+
+    /// Makes `persona` (which must belong to the same organization and
+    /// workspace) the workspace's default. `Ok(false)` when the workspace or
+    /// persona is not found in the organization.
+    pub async fn set_default_persona(
+        &self,
+        org: &OrgId,
+        ws: &WorkspaceId,
+        persona: &PersonaId,
+    ) -> Result<bool, StoreError> {
+        with_tx!(self, conn => {
+            let changed = diesel::update(
+                workspaces::table
+                    .filter(workspaces::id.eq(ws.as_str()))
+                    .filter(workspaces::org_id.eq(org.as_str()))
+                    .filter(diesel::dsl::exists(
+                        personas::table
+                            .filter(personas::id.eq(persona.as_str()))
+                            .filter(personas::org_id.eq(org.as_str()))
+                            .filter(personas::workspace_id.eq(ws.as_str())),
+                    )),
+            )
+            .set(workspaces::default_persona_id.eq(Some(persona.as_str())))
+            .execute(conn)
+            .await?;
+            Ok(changed > 0)
+        })
+    }
+
+    // ------------------------------------------------------------ api keys
+
+    /// Stores a key (only its hash). The key's workspace must belong to the
+    /// key's organization.
+    pub async fn insert_api_key(&self, key: &ApiKey, key_hash: &str) -> Result<(), StoreError> {
+        let row = NewApiKeyRow::from_domain(key, key_hash);
+        with_tx!(self, conn => {
+            let ws_in_org: i64 = workspaces::table
+                .filter(workspaces::id.eq(&row.workspace_id))
+                .filter(workspaces::org_id.eq(&row.org_id))
+                .count()
+                .get_result(conn)
+                .await?;
+            if ws_in_org == 0 {
+                return Err(not_in_org("workspace"));
+            }
+            diesel::insert_into(api_keys::table).values(&row).execute(conn).await?;
+            Ok(())
+        })
+    }
+
+    /// The key with this hash, revoked or not (check `revoked_at`).
+    pub async fn find_api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row: Option<ApiKeyRow> = with_conn!(self, conn => {
+            api_keys::table
+                .filter(api_keys::key_hash.eq(key_hash))
+                .select(ApiKeyRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        });
+        Ok(row.map(ApiKeyRow::into_domain))
+    }
+
+    /// All keys of the organization, newest first.
+    pub async fn list_api_keys(&self, org: &OrgId) -> Result<Vec<ApiKey>, StoreError> {
+        let rows: Vec<ApiKeyRow> = with_conn!(self, conn => {
+            api_keys::table
+                .filter(api_keys::org_id.eq(org.as_str()))
+                .order((api_keys::created_at.desc(), api_keys::id.desc()))
+                .select(ApiKeyRow::as_select())
+                .load(conn)
+                .await?
+        });
+        Ok(rows.into_iter().map(ApiKeyRow::into_domain).collect())
+    }
+
+    /// Revokes a key; idempotent (a second call keeps the first
+    /// `revoked_at`). `Ok(None)` when the key is not in the organization.
+    pub async fn revoke_api_key(
+        &self,
+        org: &OrgId,
+        id: &ApiKeyId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let at = to_db_ts(at);
+        let row: Option<ApiKeyRow> = with_tx!(self, conn => {
+            diesel::update(
+                api_keys::table
+                    .filter(api_keys::id.eq(id.as_str()))
+                    .filter(api_keys::org_id.eq(org.as_str()))
+                    .filter(api_keys::revoked_at.is_null()),
+            )
+            .set(api_keys::revoked_at.eq(Some(at)))
+            .execute(conn)
+            .await?;
+            Ok(api_keys::table
+                .filter(api_keys::id.eq(id.as_str()))
+                .filter(api_keys::org_id.eq(org.as_str()))
+                .select(ApiKeyRow::as_select())
+                .first(conn)
+                .await
+                .optional()?)
+        })?;
+        Ok(row.map(ApiKeyRow::into_domain))
+    }
+
+    // ------------------------------------------------------------ personas
+
+    /// Inserts a persona; its workspace must belong to its organization.
+    pub async fn insert_persona(&self, p: &Persona) -> Result<(), StoreError> {
+        let row = PersonaRow::from_domain(p);
+        with_tx!(self, conn => {
+            let ws_in_org: i64 = workspaces::table
+                .filter(workspaces::id.eq(&row.workspace_id))
+                .filter(workspaces::org_id.eq(&row.org_id))
+                .count()
+                .get_result(conn)
+                .await?;
+            if ws_in_org == 0 {
+                return Err(not_in_org("workspace"));
+            }
+            diesel::insert_into(personas::table).values(&row).execute(conn).await?;
+            Ok(())
+        })
+    }
+
+    pub async fn get_persona(
+        &self,
+        org: &OrgId,
+        id: &PersonaId,
+    ) -> Result<Option<Persona>, StoreError> {
+        let row: Option<PersonaRow> = with_conn!(self, conn => {
+            personas::table
+                .filter(personas::id.eq(id.as_str()))
+                .filter(personas::org_id.eq(org.as_str()))
+                .select(PersonaRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        });
+        row.map(PersonaRow::into_domain).transpose()
+    }
+
+    pub async fn list_personas(
+        &self,
+        org: &OrgId,
+        page: &PageRequest,
+    ) -> Result<Vec<Persona>, StoreError> {
+        let rows: Vec<PersonaRow> = with_conn!(self, conn => {
+            let mut q = personas::table
+                .filter(personas::org_id.eq(org.as_str()))
+                .select(PersonaRow::as_select())
+                .order(personas::id.desc())
+                .limit(clamp_limit(page.limit))
+                .into_boxed();
+            if let Some(after) = &page.after_id {
+                q = q.filter(personas::id.lt(after.as_str()));
+            }
+            q.load(conn).await?
+        });
+        rows.into_iter().map(PersonaRow::into_domain).collect()
+    }
+
+    /// Replaces the persona's editable fields; `Ok(None)` when it is not in
+    /// the organization.
+    pub async fn update_persona(
+        &self,
+        org: &OrgId,
+        id: &PersonaId,
+        draft: &PersonaDraft,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Persona>, StoreError> {
+        let changes = PersonaChanges::new(draft, at);
+        let row: Option<PersonaRow> = with_tx!(self, conn => {
+            Ok(diesel::update(
+                personas::table
+                    .filter(personas::id.eq(id.as_str()))
+                    .filter(personas::org_id.eq(org.as_str())),
+            )
+            .set(&changes)
+            .returning(PersonaRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?)
+        })?;
+        row.map(PersonaRow::into_domain).transpose()
+    }
+
+    /// Deletes a persona. `Ok(false)` when it is not in the organization;
+    /// `Err(Conflict)` when sessions use it or it is a workspace's default.
+    pub async fn delete_persona(&self, org: &OrgId, id: &PersonaId) -> Result<bool, StoreError> {
+        with_tx!(self, conn => {
+            let exists: i64 = personas::table
+                .filter(personas::id.eq(id.as_str()))
+                .filter(personas::org_id.eq(org.as_str()))
+                .count()
+                .get_result(conn)
+                .await?;
+            if exists == 0 {
+                return Ok(false);
+            }
+            let used_by_sessions: i64 = sessions::table
+                .filter(sessions::persona_id.eq(id.as_str()))
+                .count()
+                .get_result(conn)
+                .await?;
+            if used_by_sessions > 0 {
+                return Err(StoreError::Conflict("persona is used by sessions".into()));
+            }
+            let default_of: i64 = workspaces::table
+                .filter(workspaces::default_persona_id.eq(id.as_str()))
+                .count()
+                .get_result(conn)
+                .await?;
+            if default_of > 0 {
+                return Err(StoreError::Conflict(
+                    "persona is a workspace's default persona".into(),
+                ));
+            }
+            // A session created concurrently (PostgreSQL) makes this fail
+            // with a foreign-key violation, i.e. `Conflict` as well.
+            let deleted = diesel::delete(
+                personas::table
+                    .filter(personas::id.eq(id.as_str()))
+                    .filter(personas::org_id.eq(org.as_str())),
+            )
+            .execute(conn)
+            .await?;
+            Ok(deleted > 0)
+        })
+    }
+
+    // ------------------------------------------------------------ sessions
+
+    /// Inserts a session; its workspace and persona must belong to its
+    /// organization (`Err(Conflict)` otherwise).
+    pub async fn insert_session(&self, s: &Session) -> Result<(), StoreError> {
+        let row = SessionRow::from_domain(s);
+        with_tx!(self, conn => {
+            let ws_in_org: i64 = workspaces::table
+                .filter(workspaces::id.eq(&row.workspace_id))
+                .filter(workspaces::org_id.eq(&row.org_id))
+                .count()
+                .get_result(conn)
+                .await?;
+            if ws_in_org == 0 {
+                return Err(not_in_org("workspace"));
+            }
+            let persona_in_org: i64 = personas::table
+                .filter(personas::id.eq(&row.persona_id))
+                .filter(personas::org_id.eq(&row.org_id))
+                .count()
+                .get_result(conn)
+                .await?;
+            if persona_in_org == 0 {
+                return Err(not_in_org("persona"));
+            }
+            diesel::insert_into(sessions::table).values(&row).execute(conn).await?;
+            Ok(())
+        })
+    }
+
+    pub async fn get_session(
+        &self,
+        org: &OrgId,
+        id: &SessionId,
+    ) -> Result<Option<Session>, StoreError> {
+        let row: Option<SessionRow> = with_conn!(self, conn => {
+            sessions::table
+                .filter(sessions::id.eq(id.as_str()))
+                .filter(sessions::org_id.eq(org.as_str()))
+                .select(SessionRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        });
+        row.map(SessionRow::into_domain).transpose()
+    }
+
+    pub async fn list_sessions(
+        &self,
+        org: &OrgId,
+        filter: &SessionFilter,
+        page: &PageRequest,
+    ) -> Result<Vec<Session>, StoreError> {
+        let rows: Vec<SessionRow> = with_conn!(self, conn => {
+            let mut q = sessions::table
+                .filter(sessions::org_id.eq(org.as_str()))
+                .select(SessionRow::as_select())
+                .order(sessions::id.desc())
+                .limit(clamp_limit(page.limit))
+                .into_boxed();
+            if let Some(user) = &filter.user_id {
+                q = q.filter(sessions::user_id.eq(user.as_str()));
+            }
+            if let Some(status) = filter.status {
+                q = q.filter(sessions::status.eq(status.as_str()));
+            }
+            if let Some(after) = &page.after_id {
+                q = q.filter(sessions::id.lt(after.as_str()));
+            }
+            q.load(conn).await?
+        });
+        rows.into_iter().map(SessionRow::into_domain).collect()
+    }
+
+    /// Sets the status. `Ended` and `Archived` set `ended_at` to `at` unless
+    /// it is already set; `Active` leaves `ended_at` alone (the caller
+    /// decides which transitions are allowed). Returns the updated session,
+    /// `Ok(None)` when it is not in the organization.
+    pub async fn set_session_status(
+        &self,
+        org: &OrgId,
+        id: &SessionId,
+        status: SessionStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError> {
+        let at = to_db_ts(at);
+        let sets_end = matches!(status, SessionStatus::Ended | SessionStatus::Archived);
+        let row: Option<SessionRow> = with_tx!(self, conn => {
+            let changed = diesel::update(
+                sessions::table
+                    .filter(sessions::id.eq(id.as_str()))
+                    .filter(sessions::org_id.eq(org.as_str())),
+            )
+            .set(sessions::status.eq(status.as_str()))
+            .execute(conn)
+            .await?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            if sets_end {
+                diesel::update(
+                    sessions::table
+                        .filter(sessions::id.eq(id.as_str()))
+                        .filter(sessions::org_id.eq(org.as_str()))
+                        .filter(sessions::ended_at.is_null()),
+                )
+                .set(sessions::ended_at.eq(Some(at)))
+                .execute(conn)
+                .await?;
+            }
+            Ok(sessions::table
+                .filter(sessions::id.eq(id.as_str()))
+                .filter(sessions::org_id.eq(org.as_str()))
+                .select(SessionRow::as_select())
+                .first(conn)
+                .await
+                .optional()?)
+        })?;
+        row.map(SessionRow::into_domain).transpose()
+    }
+
+    // ------------------------------------------------------------ messages
+
+    /// Appends a message, assigning the session's next gap-free `seq`
+    /// (starting at 0) and updating the session's counters (tokens and cost
+    /// only when `msg.billed`), in one transaction. Returns the stored
+    /// message and the updated session. `Err(NotFound)` when the session is
+    /// not in `msg.org_id`. The session's status is not checked.
+    pub async fn append_message(&self, msg: &NewMessage) -> Result<(Message, Session), StoreError> {
+        let created = to_db_ts(msg.created_at);
+        let (d_in, d_out, d_cost) = if msg.billed {
+            (msg.input_tokens, msg.output_tokens, msg.cost_usd_micros)
+        } else {
+            (0, 0, 0)
+        };
+        let sid = msg.session_id.as_str();
+        let oid = msg.org_id.as_str();
+        let (m, s): (MessageRow, SessionRow) = with_tx!(self, conn => {
+            // The write goes first: it takes the row lock (PostgreSQL) that
+            // serialises concurrent appends to this session.
+            let next: Option<i64> = diesel::update(
+                sessions::table
+                    .filter(sessions::id.eq(sid))
+                    .filter(sessions::org_id.eq(oid)),
+            )
+            .set((
+                sessions::next_seq.eq(sessions::next_seq + 1),
+                sessions::message_count.eq(sessions::message_count + 1),
+                sessions::last_active_at.eq(
+                    case_when(
+                        sessions::last_active_at.lt(created),
+                        created.into_sql::<Timestamp>(),
+                    )
+                    .otherwise(sessions::last_active_at),
+                ),
+                sessions::input_tokens.eq(sessions::input_tokens + d_in),
+                sessions::output_tokens.eq(sessions::output_tokens + d_out),
+                sessions::cost_usd_micros.eq(sessions::cost_usd_micros + d_cost),
+            ))
+            .returning(sessions::next_seq)
+            .get_result(conn)
+            .await
+            .optional()?;
+            let Some(next) = next else {
+                return Err(StoreError::NotFound);
+            };
+            let row = MessageRow::from_new(msg, next - 1);
+            let m: MessageRow = diesel::insert_into(messages::table)
+                .values(&row)
+                .returning(MessageRow::as_returning())
+                .get_result(conn)
+                .await?;
+            let s: SessionRow = sessions::table
+                .find(sid)
+                .select(SessionRow::as_select())
+                .first(conn)
+                .await?;
+            Ok((m, s))
+        })?;
+        Ok((m.into_domain()?, s.into_domain()?))
+    }
+
+    /// Messages of a session in the organization, keyset-paginated on `seq`.
+    pub async fn list_messages(
+        &self,
+        org: &OrgId,
+        session: &SessionId,
+        page: &MessagePage,
+    ) -> Result<Vec<Message>, StoreError> {
+        let rows: Vec<MessageRow> = with_conn!(self, conn => {
+            let mut q = messages::table
+                .filter(messages::session_id.eq(session.as_str()))
+                .filter(messages::org_id.eq(org.as_str()))
+                .select(MessageRow::as_select())
+                .limit(clamp_limit(page.limit))
+                .into_boxed();
+            q = match (page.order, page.after_seq) {
+                (SortOrder::Asc, Some(after)) => q.filter(messages::seq.gt(after)),
+                (SortOrder::Desc, Some(after)) => q.filter(messages::seq.lt(after)),
+                (_, None) => q,
+            };
+            q = match page.order {
+                SortOrder::Asc => q.order(messages::seq.asc()),
+                SortOrder::Desc => q.order(messages::seq.desc()),
+            };
+            q.load(conn).await?
+        });
+        rows.into_iter().map(MessageRow::into_domain).collect()
+    }
+
+    /// The last `limit` messages of the session, in ascending `seq` order.
+    /// Not scoped by organization: the caller already holds the session.
+    pub async fn recent_messages(
+        &self,
+        session: &SessionId,
+        limit: i64,
+    ) -> Result<Vec<Message>, StoreError> {
+        let rows: Vec<MessageRow> = with_conn!(self, conn => {
+            messages::table
+                .filter(messages::session_id.eq(session.as_str()))
+                .select(MessageRow::as_select())
+                .order(messages::seq.desc())
+                .limit(clamp_limit(limit))
+                .load(conn)
+                .await?
+        });
+        rows.into_iter()
+            .rev()
+            .map(MessageRow::into_domain)
+            .collect()
+    }
+
+    // ------------------------------------------------------------ faq
+
+    /// Inserts entries, all or nothing, and bumps `faq_version` of every
+    /// affected workspace. Each entry's workspace must belong to the entry's
+    /// organization (`Err(Conflict)` otherwise).
+    pub async fn insert_faqs(&self, entries: &[FaqEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<FaqRow> = entries.iter().map(FaqRow::from_domain).collect();
+        let mut workspaces_touched: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.workspace_id.as_str(), r.org_id.as_str()))
+            .collect();
+        workspaces_touched.sort_unstable();
+        workspaces_touched.dedup();
+        let workspaces_touched = &workspaces_touched;
+        let rows = &rows;
+        with_tx!(self, conn => {
+            for (ws, org) in workspaces_touched {
+                let bumped = diesel::update(
+                    workspaces::table
+                        .filter(workspaces::id.eq(*ws))
+                        .filter(workspaces::org_id.eq(*org)),
+                )
+                .set(workspaces::faq_version.eq(workspaces::faq_version + 1))
+                .execute(conn)
+                .await?;
+                if bumped == 0 {
+                    return Err(not_in_org("workspace"));
+                }
+            }
+            // Row by row: SQLite cannot batch-insert rows with NULLable
+            // columns through diesel, and inside one transaction this is
+            // cheap on both backends.
+            for row in rows {
+                diesel::insert_into(faq_entries::table)
+                    .values(row)
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
+    pub async fn get_faq(&self, org: &OrgId, id: &FaqId) -> Result<Option<FaqEntry>, StoreError> {
+        let row: Option<FaqRow> = with_conn!(self, conn => {
+            faq_entries::table
+                .filter(faq_entries::id.eq(id.as_str()))
+                .filter(faq_entries::org_id.eq(org.as_str()))
+                .select(FaqRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        });
+        row.map(FaqRow::into_domain).transpose()
+    }
+
+    pub async fn list_faqs(
+        &self,
+        org: &OrgId,
+        page: &PageRequest,
+    ) -> Result<Vec<FaqEntry>, StoreError> {
+        let rows: Vec<FaqRow> = with_conn!(self, conn => {
+            let mut q = faq_entries::table
+                .filter(faq_entries::org_id.eq(org.as_str()))
+                .select(FaqRow::as_select())
+                .order(faq_entries::id.desc())
+                .limit(clamp_limit(page.limit))
+                .into_boxed();
+            if let Some(after) = &page.after_id {
+                q = q.filter(faq_entries::id.lt(after.as_str()));
+            }
+            q.load(conn).await?
+        });
+        rows.into_iter().map(FaqRow::into_domain).collect()
+    }
+
+    /// Replaces an entry's content and bumps its workspace's `faq_version`.
+    pub async fn update_faq(
+        &self,
+        org: &OrgId,
+        id: &FaqId,
+        draft: &FaqDraft,
+        at: DateTime<Utc>,
+    ) -> Result<Option<FaqEntry>, StoreError> {
+        let changes = FaqChanges::new(draft, at);
+        let row: Option<FaqRow> = with_tx!(self, conn => {
+            let row: Option<FaqRow> = diesel::update(
+                faq_entries::table
+                    .filter(faq_entries::id.eq(id.as_str()))
+                    .filter(faq_entries::org_id.eq(org.as_str())),
+            )
+            .set(&changes)
+            .returning(FaqRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
+            if let Some(row) = &row {
+                diesel::update(workspaces::table.find(&row.workspace_id))
+                    .set(workspaces::faq_version.eq(workspaces::faq_version + 1))
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(row)
+        })?;
+        row.map(FaqRow::into_domain).transpose()
+    }
+
+    /// Deletes an entry and bumps its workspace's `faq_version`.
+    pub async fn delete_faq(&self, org: &OrgId, id: &FaqId) -> Result<bool, StoreError> {
+        with_tx!(self, conn => {
+            let ws: Option<String> = diesel::delete(
+                faq_entries::table
+                    .filter(faq_entries::id.eq(id.as_str()))
+                    .filter(faq_entries::org_id.eq(org.as_str())),
+            )
+            .returning(faq_entries::workspace_id)
+            .get_result(conn)
+            .await
+            .optional()?;
+            let Some(ws) = ws else {
+                return Ok(false);
+            };
+            diesel::update(workspaces::table.find(&ws))
+                .set(workspaces::faq_version.eq(workspaces::faq_version + 1))
+                .execute(conn)
+                .await?;
+            Ok(true)
+        })
+    }
+
+    /// The workspace's FAQ version; `Err(NotFound)` for an unknown workspace.
+    pub async fn faq_version(&self, ws: &WorkspaceId) -> Result<i64, StoreError> {
+        with_conn!(self, conn => {
+            Ok(workspaces::table
+                .find(ws.as_str())
+                .select(workspaces::faq_version)
+                .first::<i64>(conn)
+                .await?)
+        })
+    }
+
+    /// Every FAQ entry of the workspace, oldest first.
+    pub async fn workspace_faqs(&self, ws: &WorkspaceId) -> Result<Vec<FaqEntry>, StoreError> {
+        let rows: Vec<FaqRow> = with_conn!(self, conn => {
+            faq_entries::table
+                .filter(faq_entries::workspace_id.eq(ws.as_str()))
+                .select(FaqRow::as_select())
+                .order(faq_entries::id.asc())
+                .load(conn)
+                .await?
+        });
+        rows.into_iter().map(FaqRow::into_domain).collect()
+    }
+
+    // ------------------------------------------------------------ secrets
+
+    /// Returns the stored secret `name`, storing `candidate` first if there
+    /// is none. Race-safe between processes (insert-or-ignore, then read):
+    /// every caller gets the same value.
+    pub async fn get_or_create_secret(
+        &self,
+        name: &str,
+        candidate: &str,
+    ) -> Result<String, StoreError> {
+        let row = SecretRow {
+            name: name.to_owned(),
+            value: candidate.to_owned(),
+            created_at: to_db_ts(Utc::now()),
+        };
+        with_tx!(self, conn => {
+            diesel::insert_into(server_secrets::table)
+                .values(&row)
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+            Ok(server_secrets::table
+                .find(name)
+                .select(server_secrets::value)
+                .first::<String>(conn)
+                .await?)
+        })
+    }
+}

@@ -1,0 +1,135 @@
+//! Diesel table definitions shared by both backends. Hand-written to match
+//! `migrations/{postgres,sqlite}/*/up.sql`; the integration tests write and
+//! read every table on both backends, which proves the two agree.
+
+diesel::table! {
+    organizations (id) {
+        id -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    workspaces (id) {
+        id -> Text,
+        org_id -> Text,
+        name -> Text,
+        default_persona_id -> Nullable<Text>,
+        faq_version -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    personas (id) {
+        id -> Text,
+        org_id -> Text,
+        workspace_id -> Text,
+        name -> Text,
+        system_prompt -> Text,
+        model_id -> Text,
+        temperature -> Double,
+        max_output_tokens -> Integer,
+        guardrails -> Text,
+        fallback_reply -> Text,
+        faq_threshold -> Double,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        org_id -> Text,
+        workspace_id -> Text,
+        name -> Text,
+        prefix -> Text,
+        key_hash -> Text,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        org_id -> Text,
+        workspace_id -> Text,
+        persona_id -> Text,
+        user_id -> Nullable<Text>,
+        title -> Nullable<Text>,
+        status -> Text,
+        message_count -> BigInt,
+        input_tokens -> BigInt,
+        output_tokens -> BigInt,
+        cost_usd_micros -> BigInt,
+        next_seq -> BigInt,
+        metadata -> Text,
+        started_at -> Timestamp,
+        last_active_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> Text,
+        session_id -> Text,
+        org_id -> Text,
+        seq -> BigInt,
+        role -> Text,
+        content -> Text,
+        input_tokens -> BigInt,
+        output_tokens -> BigInt,
+        tokens_estimated -> Bool,
+        model -> Text,
+        latency_ms -> BigInt,
+        cost_usd_micros -> BigInt,
+        moderation_verdict -> Text,
+        drift_score -> Double,
+        status -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    faq_entries (id) {
+        id -> Text,
+        org_id -> Text,
+        workspace_id -> Text,
+        question -> Text,
+        answer -> Text,
+        organization_id -> Nullable<Text>,
+        tags -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    server_secrets (name) {
+        name -> Text,
+        value -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(workspaces -> organizations (org_id));
+diesel::joinable!(personas -> workspaces (workspace_id));
+diesel::joinable!(api_keys -> workspaces (workspace_id));
+diesel::joinable!(sessions -> personas (persona_id));
+diesel::joinable!(messages -> sessions (session_id));
+diesel::joinable!(faq_entries -> workspaces (workspace_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    organizations,
+    workspaces,
+    personas,
+    api_keys,
+    sessions,
+    messages,
+    faq_entries,
+    server_secrets,
+);
