@@ -192,8 +192,8 @@ async fn main() -> Result<()> {
             if json {
                 println!(
                     "{}",
-                    json!({"orgId": b.org.id, "workspaceId": b.workspace.id, "personaId": b.persona.id,
-                           "apiKeyId": b.key.id, "apiKey": b.api_key})
+                    json!({"orgId": b.org.id.as_str(), "workspaceId": b.workspace.id.as_str(),
+                           "personaId": b.persona.id.as_str(), "apiKeyId": b.key.id.as_str(), "apiKey": b.api_key})
                 );
             } else {
                 println!("organization {} ({})\nworkspace    {}\npersona      {}\nAPI key      {}", b.org.name, b.org.id, b.workspace.id, b.persona.id, b.api_key);
@@ -205,7 +205,7 @@ async fn main() -> Result<()> {
             let (org_id, ws) = engine.org_workspace(&org).await?;
             let created = engine.create_key_for_org(&org_id, &ws, name.as_deref()).await?;
             if json {
-                println!("{}", json!({"keyId": created.key.id, "orgId": org_id, "prefix": created.key.prefix, "apiKey": created.secret}));
+                println!("{}", json!({"keyId": created.key.id.as_str(), "orgId": org_id.as_str(), "prefix": created.key.prefix, "apiKey": created.secret}));
             } else {
                 println!("{}", created.secret);
             }
@@ -227,7 +227,10 @@ async fn main() -> Result<()> {
 
 async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
     let store = open_store(db).await?;
+    // Build the tokenizer now rather than on the first request.
+    let warm = tokio::task::spawn_blocking(tidechat_llm::tokens::warm_up);
     let engine = engine(store, args.jwt_secret.clone()).await?;
+    let _ = warm.await;
     let listener = TcpListener::bind(&args.bind).with_context(|| format!("binding {}", args.bind))?;
     let address = listener.local_addr()?;
     if !args.no_demo && engine.organization_count().await? == 0 {

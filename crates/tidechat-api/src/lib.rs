@@ -79,7 +79,7 @@ pub fn server(engine: Engine, listener: TcpListener, options: ServerOptions) -> 
         App::new()
             .configure(configure(state.clone(), body_limit))
             .default_service(web::to(|| async {
-                ApiError::not_found("no such endpoint; see /openapi.json")
+                Err::<HttpResponse, _>(ApiError::not_found("no such endpoint; see /openapi.json"))
             }))
             .wrap(from_fn(error_envelope))
             .wrap(from_fn(request_id))

@@ -34,9 +34,10 @@ impl From<DieselError> for StoreError {
                 DatabaseErrorKind::UniqueViolation => {
                     StoreError::Conflict(constraint_message("unique constraint violated", &*info))
                 }
-                DatabaseErrorKind::ForeignKeyViolation => StoreError::Conflict(
-                    constraint_message("foreign key constraint violated", &*info),
-                ),
+                DatabaseErrorKind::ForeignKeyViolation => StoreError::Conflict(constraint_message(
+                    "foreign key constraint violated",
+                    &*info,
+                )),
                 _ => StoreError::Database(DieselError::DatabaseError(kind, info)),
             },
             other => StoreError::Database(other),

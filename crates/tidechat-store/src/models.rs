@@ -20,7 +20,9 @@ use crate::schema::*;
 pub(crate) fn to_db_ts(t: DateTime<Utc>) -> NaiveDateTime {
     let naive = t.naive_utc();
     let nanos = naive.nanosecond();
-    naive.with_nanosecond(nanos - nanos % 1_000).unwrap_or(naive)
+    naive
+        .with_nanosecond(nanos - nanos % 1_000)
+        .unwrap_or(naive)
 }
 
 /// Stored value -> domain timestamp.

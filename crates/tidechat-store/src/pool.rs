@@ -56,7 +56,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend()).finish()
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .finish()
     }
 }
 
@@ -269,7 +271,10 @@ impl MigrateFailure {
     }
 }
 
-fn run_pending<C, S>(conn: &mut C, source: S) -> Result<usize, Box<dyn std::error::Error + Send + Sync>>
+fn run_pending<C, S>(
+    conn: &mut C,
+    source: S,
+) -> Result<usize, Box<dyn std::error::Error + Send + Sync>>
 where
     C: MigrationHarness<diesel::sqlite::Sqlite>,
     S: MigrationSource<diesel::sqlite::Sqlite>,

@@ -104,10 +104,7 @@ pub async fn postgres() -> Option<TestDb> {
         .await
         .unwrap_or_else(|e| panic!("CREATE DATABASE {db_name}: {e}"));
     let url = replace_db_name(&admin_url, &db_name);
-    let guard = Guard::Postgres {
-        admin_url,
-        db_name,
-    };
+    let guard = Guard::Postgres { admin_url, db_name };
     let store = Store::connect(&url, 8)
         .await
         .unwrap_or_else(|e| panic!("connect PostgreSQL test db: {e}"));
@@ -192,6 +189,9 @@ mod tests {
             "postgresql://u:p@h/x?sslmode=disable&a=b"
         );
         assert_eq!(replace_db_name("postgres://h:1", "x"), "postgres://h:1/x");
-        assert_eq!(replace_db_name("postgres://h?s=1", "x"), "postgres://h/x?s=1");
+        assert_eq!(
+            replace_db_name("postgres://h?s=1", "x"),
+            "postgres://h/x?s=1"
+        );
     }
 }

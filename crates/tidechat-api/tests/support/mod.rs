@@ -1,0 +1,273 @@
+//! `TestApp`: a real tidechat HTTP server on a free port, over a fresh
+//! database, with an organization, its API key and a few FAQ entries, plus
+//! test models that are slow or echo their context.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{self, BoxStream, StreamExt};
+use serde_json::{json, Value};
+use tidechat_domain::{FaqDraft, Message, OrgId, SessionId};
+use tidechat_engine::{Engine, EngineConfig};
+use tidechat_llm::{ChatModel, LlmError, ModelEntry, ModelEvent, ModelRegistry, ModelRequest, Pricing, Usage};
+use tidechat_store::testing::TestDb;
+
+pub const SLOW_WORDS: usize = 200;
+
+pub struct Org {
+    pub org_id: String,
+    pub workspace_id: String,
+    pub persona_id: String,
+    pub api_key: String,
+}
+
+pub struct TestApp {
+    pub client: reqwest::Client,
+    pub base: String,
+    pub key: String,
+    pub org: Org,
+    pub engine: Engine,
+    server: actix_web::dev::ServerHandle,
+    slow_dropped: Arc<AtomicBool>,
+    _db: TestDb,
+}
+
+/// Streams `words` words, one every `pause`; records when it is dropped.
+struct SlowModel {
+    words: usize,
+    pause: Duration,
+    dropped: Arc<AtomicBool>,
+}
+
+struct DropFlag(Arc<AtomicBool>);
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl ChatModel for SlowModel {
+    fn stream(&self, _request: ModelRequest) -> BoxStream<'static, Result<ModelEvent, LlmError>> {
+        let flag = DropFlag(self.dropped.clone());
+        let (words, pause) = (self.words, self.pause);
+        let counter = Arc::new(AtomicUsize::new(0));
+        stream::unfold((0usize, flag, counter), move |(i, flag, counter)| async move {
+            if i > words {
+                return None;
+            }
+            if i == words {
+                let usage = Usage { input_tokens: 10, output_tokens: words as u64, estimated: false };
+                return Some((Ok(ModelEvent::Usage(usage)), (i + 1, flag, counter)));
+            }
+            tokio::time::sleep(pause).await;
+            counter.fetch_add(1, Ordering::SeqCst);
+            Some((Ok(ModelEvent::Delta(format!("word{i} "))), (i + 1, flag, counter)))
+        })
+        .boxed()
+    }
+}
+
+/// Replies with the messages it was given, one `role:content` per line.
+struct EchoContext;
+impl ChatModel for EchoContext {
+    fn stream(&self, request: ModelRequest) -> BoxStream<'static, Result<ModelEvent, LlmError>> {
+        let text = request
+            .messages
+            .iter()
+            .map(|m| format!("{}:{}", m.role.as_str(), m.content))
+            .collect::<Vec<_>>()
+            .join("\n");
+        stream::iter(vec![Ok(ModelEvent::Delta(text)), Ok(ModelEvent::Done { finish_reason: "stop".into() })]).boxed()
+    }
+}
+
+fn entry(id: &str, model: Arc<dyn ChatModel>) -> ModelEntry {
+    ModelEntry { id: id.to_owned(), model, pricing: Pricing::new(1.0, 2.0), context_window: 100_000, max_output_tokens: 4096 }
+}
+
+const FAQ: &[(&str, &str)] = &[
+    ("How do I reset my password?", "Use the reset link on the sign-in page."),
+    ("What payment methods do you accept?", "We accept Visa, Mastercard and PayPal."),
+    ("Do you offer refunds?", "Yes, within 14 days of purchase."),
+    ("Where can I download my invoices?", "Under Settings, Billing, Invoices."),
+    ("비밀번호를 어떻게 재설정하나요?", "로그인 페이지에서 비밀번호 재설정 링크를 사용하세요."),
+];
+
+impl TestApp {
+    pub async fn sqlite() -> Self {
+        Self::start(tidechat_store::testing::sqlite().await).await
+    }
+
+    pub async fn postgres() -> Option<Self> {
+        Some(Self::start(tidechat_store::testing::postgres().await?).await)
+    }
+
+    async fn start(db: TestDb) -> Self {
+        let slow_dropped = Arc::new(AtomicBool::new(false));
+        let mut models = ModelRegistry::builtin();
+        models.insert(entry(
+            "slow",
+            Arc::new(SlowModel { words: SLOW_WORDS, pause: Duration::from_millis(25), dropped: slow_dropped.clone() }),
+        ));
+        models.insert(entry(
+            "slow-short",
+            Arc::new(SlowModel { words: 10, pause: Duration::from_millis(150), dropped: Arc::new(AtomicBool::new(false)) }),
+        ));
+        models.insert(entry("echo-context", Arc::new(EchoContext)));
+        let engine = Engine::new(db.store.clone(), models, Arc::new(tidechat_guard::PassThrough), EngineConfig::default())
+            .await
+            .expect("engine");
+        let bundle = engine.create_org("Acme").await.expect("org");
+        let drafts = FAQ
+            .iter()
+            .map(|(q, a)| FaqDraft { question: (*q).into(), answer: (*a).into(), organization_id: None, tags: vec![] })
+            .collect();
+        engine.import_faqs_for(&bundle.org.id, &bundle.workspace.id, drafts).await.expect("faq");
+
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let options = tidechat_api::ServerOptions {
+            workers: 2,
+            shutdown_grace: Duration::from_secs(20),
+            keep_alive: Duration::from_secs(1),
+            ..Default::default()
+        };
+        let server = tidechat_api::server(engine.clone(), listener, options).expect("server");
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            client: reqwest::Client::new(),
+            base,
+            key: bundle.api_key.clone(),
+            org: Org {
+                org_id: bundle.org.id.to_string(),
+                workspace_id: bundle.workspace.id.to_string(),
+                persona_id: bundle.persona.id.to_string(),
+                api_key: bundle.api_key,
+            },
+            engine,
+            server: handle,
+            slow_dropped,
+            _db: db,
+        }
+    }
+
+    /// A second organization on the same server.
+    pub async fn other_org(&self) -> Org {
+        let b = self.engine.create_org("Other").await.expect("org");
+        Org {
+            org_id: b.org.id.to_string(),
+            workspace_id: b.workspace.id.to_string(),
+            persona_id: b.persona.id.to_string(),
+            api_key: b.api_key,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(&self.key)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(self.request(reqwest::Method::POST, path).json(&body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(self.request(reqwest::Method::PUT, path).json(&body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(self.request(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.send(self.request(reqwest::Method::DELETE, path)).await
+    }
+
+    /// Creates a session with the default persona and returns its id.
+    pub async fn session(&self) -> String {
+        let (status, body) = self.post("/v1/chat/sessions", json!({})).await;
+        assert_eq!(status, 201, "{body}");
+        body["sessionId"].as_str().expect("id").to_owned()
+    }
+
+    /// Waits until the session's assistant reply is stored.
+    pub async fn wait_for_reply(&self, session: &str) -> Value {
+        for _ in 0..200 {
+            let (_, page) = self.get(&format!("/v1/chat/sessions/{session}/messages")).await;
+            if let Some(reply) = page["items"].as_array().and_then(|i| i.iter().find(|m| m["role"] == "assistant")) {
+                return reply.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no reply stored for {session}");
+    }
+
+    pub async fn slow_model_dropped_within(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            if self.slow_dropped.load(Ordering::SeqCst) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    pub async fn wait_until_running(&self) {
+        for _ in 0..500 {
+            if self.engine.running_turns() > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no turn started");
+    }
+
+    /// Stops the server the way SIGTERM does and waits for running replies.
+    pub async fn shut_down(self, grace: Duration) -> Self {
+        let stop = self.server.stop(true);
+        let engine = self.engine.clone();
+        stop.await;
+        engine.shutdown(grace).await;
+        self
+    }
+
+    pub async fn stored_messages(&self, session: &str) -> Vec<Message> {
+        let org = OrgId::parse(&self.org.org_id).expect("org");
+        let session = SessionId::parse(session).expect("session");
+        let page = tidechat_store::MessagePage { limit: 100, order: tidechat_store::SortOrder::Asc, after_seq: None };
+        self.engine.store().list_messages(&org, &session, &page).await.expect("messages")
+    }
+}
+
+/// Parses an SSE body into (event, data) pairs, skipping comments.
+pub fn sse_events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter_map(|block| {
+            let mut event = None;
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    event = Some(e.to_owned());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push_str(d);
+                }
+            }
+            Some((event?, serde_json::from_str(&data).ok()?))
+        })
+        .collect()
+}

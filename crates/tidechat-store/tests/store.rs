@@ -1,0 +1,1290 @@
+//! Integration tests for tidechat-store. Every test runs on SQLite and, when
+//! `TIDECHAT_TEST_POSTGRES_URL` is set, on PostgreSQL (one fresh database
+//! per test).
+#![allow(clippy::unwrap_used)]
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::json;
+use tidechat_domain::*;
+use tidechat_store::testing::{self, TestDb};
+use tidechat_store::*;
+
+/// `name::sqlite` and `name::postgres` tests running `async fn name(&Store)`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                let db = tidechat_store::testing::sqlite().await;
+                super::$name(&db).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                let Some(db) = tidechat_store::testing::postgres().await else {
+                    println!(
+                        "skipping {}::postgres: {} is not set",
+                        stringify!($name),
+                        tidechat_store::testing::POSTGRES_URL_ENV
+                    );
+                    return;
+                };
+                super::$name(&db).await;
+            }
+        }
+    )*};
+}
+
+both_backends!(
+    bundle_round_trip,
+    tenant_isolation,
+    pagination,
+    append_counters,
+    concurrent_appends,
+    status_changes,
+    faq_versions,
+    secrets_idempotent,
+    revoke_idempotent,
+    delete_persona_conflicts,
+    migrate_idempotent,
+    cancelled_writes_release_locks,
+);
+
+// ---------------------------------------------------------------- fixtures
+
+/// A timestamp with nanoseconds, to check truncation to microseconds.
+fn t(offset_secs: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap()
+        + Duration::seconds(offset_secs)
+        + Duration::nanoseconds(123_456_789)
+}
+
+fn micros(ts: DateTime<Utc>) -> DateTime<Utc> {
+    truncate_timestamp(ts)
+}
+
+struct Tenant {
+    org: Organization,
+    ws: Workspace,
+    persona: Persona,
+    key: ApiKey,
+    key_hash: String,
+}
+
+fn persona(org: &OrgId, ws: &WorkspaceId, name: &str) -> Persona {
+    Persona {
+        id: PersonaId::generate(),
+        org_id: org.clone(),
+        workspace_id: ws.clone(),
+        name: name.to_owned(),
+        system_prompt:
+            "Tu es un assistant 🤖 — réponds en français. «quotes» \"double\" 'single' \\ back"
+                .to_owned(),
+        model_id: "gpt-test".to_owned(),
+        temperature: 0.7,
+        max_output_tokens: 1024,
+        guardrails: vec![
+            "no medical advice".into(),
+            "pas de politique 🗳️".into(),
+            "".into(),
+        ],
+        fallback_reply: PersonaDraft::DEFAULT_FALLBACK.to_owned(),
+        faq_threshold: PersonaDraft::DEFAULT_FAQ_THRESHOLD,
+        created_at: t(1),
+        updated_at: t(2),
+    }
+}
+
+async fn tenant(store: &Store, name: &str) -> Tenant {
+    let org = Organization {
+        id: OrgId::generate(),
+        name: format!("{name} Ørg 🌊"),
+        created_at: t(0),
+    };
+    let persona_id = PersonaId::generate();
+    let ws = Workspace {
+        id: WorkspaceId::generate(),
+        org_id: org.id.clone(),
+        name: "Default".to_owned(),
+        default_persona_id: None,
+        faq_version: 0,
+        created_at: t(0),
+    };
+    let mut p = persona(&org.id, &ws.id, "Helper");
+    p.id = persona_id;
+    let key = ApiKey {
+        id: ApiKeyId::generate(),
+        org_id: org.id.clone(),
+        workspace_id: ws.id.clone(),
+        name: "bootstrap".to_owned(),
+        prefix: "tc_live_abcd".to_owned(),
+        created_at: t(3),
+        revoked_at: None,
+    };
+    let key_hash = format!("hash-{}", key.id);
+    store
+        .create_org_bundle(&org, &ws, &p, &key, &key_hash)
+        .await
+        .unwrap();
+    Tenant {
+        org,
+        ws,
+        persona: p,
+        key,
+        key_hash,
+    }
+}
+
+fn session(tn: &Tenant, user: Option<&str>) -> Session {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("channel".into(), json!("web ✨"));
+    metadata.insert(
+        "nested".into(),
+        json!({"a": [1, 2.5, null, true], "b": {"c": "ü"}}),
+    );
+    Session {
+        id: SessionId::generate(),
+        org_id: tn.org.id.clone(),
+        workspace_id: tn.ws.id.clone(),
+        persona_id: tn.persona.id.clone(),
+        user_id: user.map(str::to_owned),
+        title: Some("Première question 🙂".to_owned()),
+        status: SessionStatus::Active,
+        message_count: 0,
+        input_tokens: 0,
+        output_tokens: 0,
+        cost_usd_micros: 0,
+        metadata,
+        started_at: t(10),
+        last_active_at: t(10),
+        ended_at: None,
+    }
+}
+
+fn new_message(s: &Session, content: &str, billed: bool, at: DateTime<Utc>) -> NewMessage {
+    NewMessage {
+        id: MessageId::generate(),
+        session_id: s.id.clone(),
+        org_id: s.org_id.clone(),
+        role: Role::Assistant,
+        content: content.to_owned(),
+        input_tokens: 11,
+        output_tokens: 22,
+        tokens_estimated: true,
+        model: "gpt-test".to_owned(),
+        latency_ms: 345,
+        cost_usd_micros: 1_234,
+        moderation_verdict: "allow".to_owned(),
+        drift_score: 0.125,
+        status: MessageStatus::Partial,
+        created_at: at,
+        billed,
+    }
+}
+
+fn faq(tn: &Tenant, q: &str) -> FaqEntry {
+    FaqEntry {
+        id: FaqId::generate(),
+        org_id: tn.org.id.clone(),
+        workspace_id: tn.ws.id.clone(),
+        question: q.to_owned(),
+        answer: "Réponse: oui ✅".to_owned(),
+        organization_id: Some("sub-org-1".to_owned()),
+        tags: vec!["billing".into(), "façade".into()],
+        created_at: t(20),
+        updated_at: t(21),
+    }
+}
+
+/// The entity as the store returns it (timestamps truncated to µs).
+fn stored_persona(p: &Persona) -> Persona {
+    Persona {
+        created_at: micros(p.created_at),
+        updated_at: micros(p.updated_at),
+        ..p.clone()
+    }
+}
+
+fn stored_session(s: &Session) -> Session {
+    Session {
+        started_at: micros(s.started_at),
+        last_active_at: micros(s.last_active_at),
+        ended_at: s.ended_at.map(micros),
+        ..s.clone()
+    }
+}
+
+fn stored_faq(f: &FaqEntry) -> FaqEntry {
+    FaqEntry {
+        created_at: micros(f.created_at),
+        updated_at: micros(f.updated_at),
+        ..f.clone()
+    }
+}
+
+// ---------------------------------------------------------------- tests
+
+async fn bundle_round_trip(db: &TestDb) {
+    let store = &db.store;
+    assert_eq!(store.count_orgs().await.unwrap(), 0);
+    let tn = tenant(store, "Acme").await;
+    assert_eq!(store.count_orgs().await.unwrap(), 1);
+
+    // Timestamps are truncated to microseconds, identically on both backends.
+    assert_eq!(micros(t(0)).timestamp_subsec_nanos(), 123_456_000);
+
+    let org = store.get_org(&tn.org.id).await.unwrap().unwrap();
+    assert_eq!(
+        org,
+        Organization {
+            created_at: micros(tn.org.created_at),
+            ..tn.org.clone()
+        }
+    );
+    assert!(store.get_org(&OrgId::generate()).await.unwrap().is_none());
+
+    let ws = store.default_workspace(&tn.org.id).await.unwrap().unwrap();
+    assert_eq!(
+        ws,
+        Workspace {
+            default_persona_id: Some(tn.persona.id.clone()),
+            created_at: micros(tn.ws.created_at),
+            ..tn.ws.clone()
+        }
+    );
+
+    let p = store
+        .get_persona(&tn.org.id, &tn.persona.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p, stored_persona(&tn.persona));
+
+    let key = store
+        .find_api_key_by_hash(&tn.key_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    let expected_key = ApiKey {
+        created_at: micros(tn.key.created_at),
+        ..tn.key.clone()
+    };
+    assert_eq!(key, expected_key);
+    assert!(store.find_api_key_by_hash("nope").await.unwrap().is_none());
+    assert_eq!(
+        store.list_api_keys(&tn.org.id).await.unwrap(),
+        vec![expected_key]
+    );
+
+    // Session with JSON metadata, unicode, nullable fields.
+    let s = session(&tn, Some("user-ü"));
+    store.insert_session(&s).await.unwrap();
+    assert_eq!(
+        store.get_session(&tn.org.id, &s.id).await.unwrap().unwrap(),
+        stored_session(&s)
+    );
+    let mut bare = session(&tn, None);
+    bare.title = None;
+    bare.metadata = serde_json::Map::new();
+    store.insert_session(&bare).await.unwrap();
+    assert_eq!(
+        store
+            .get_session(&tn.org.id, &bare.id)
+            .await
+            .unwrap()
+            .unwrap(),
+        stored_session(&bare)
+    );
+
+    // Message: every field round-trips.
+    let nm = new_message(&s, "Bonjour 👋🏽 — ½ “smart” 日本語\n\ttab", true, t(30));
+    let (m, after) = store.append_message(&nm).await.unwrap();
+    let expected_msg = Message {
+        id: nm.id.clone(),
+        session_id: s.id.clone(),
+        seq: 0,
+        role: Role::Assistant,
+        content: nm.content.clone(),
+        input_tokens: 11,
+        output_tokens: 22,
+        tokens_estimated: true,
+        model: "gpt-test".into(),
+        latency_ms: 345,
+        cost_usd_micros: 1_234,
+        moderation_verdict: "allow".into(),
+        drift_score: 0.125,
+        status: MessageStatus::Partial,
+        created_at: micros(t(30)),
+    };
+    assert_eq!(m, expected_msg);
+    assert_eq!(after.last_active_at, micros(t(30)));
+    let page = MessagePage {
+        limit: 10,
+        order: SortOrder::Asc,
+        after_seq: None,
+    };
+    assert_eq!(
+        store.list_messages(&tn.org.id, &s.id, &page).await.unwrap(),
+        vec![expected_msg.clone()]
+    );
+    assert_eq!(
+        store.recent_messages(&s.id, 5).await.unwrap(),
+        vec![expected_msg]
+    );
+
+    // FAQ, including a NULL organization_id and empty tags.
+    let f1 = faq(&tn, "Wie geht's? 🤔");
+    let mut f2 = faq(&tn, "plain");
+    f2.organization_id = None;
+    f2.tags = vec![];
+    store.insert_faqs(&[f1.clone(), f2.clone()]).await.unwrap();
+    assert_eq!(
+        store.get_faq(&tn.org.id, &f1.id).await.unwrap().unwrap(),
+        stored_faq(&f1)
+    );
+    assert_eq!(
+        store.get_faq(&tn.org.id, &f2.id).await.unwrap().unwrap(),
+        stored_faq(&f2)
+    );
+    let mut all = store.workspace_faqs(&tn.ws.id).await.unwrap();
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut expected = vec![stored_faq(&f1), stored_faq(&f2)];
+    expected.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(all, expected);
+
+    // Secrets table.
+    assert_eq!(
+        store.get_or_create_secret("jwt", "s3cr3t").await.unwrap(),
+        "s3cr3t"
+    );
+
+    store.ping().await.unwrap();
+    assert!(matches!(
+        store.faq_version(&WorkspaceId::generate()).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn tenant_isolation(db: &TestDb) {
+    let store = &db.store;
+    let a = tenant(store, "A").await;
+    let b = tenant(store, "B").await;
+    let sa = session(&a, Some("u1"));
+    store.insert_session(&sa).await.unwrap();
+    let (ma, _) = store
+        .append_message(&new_message(&sa, "secret of A", true, t(30)))
+        .await
+        .unwrap();
+    let fa = faq(&a, "A's question");
+    store.insert_faqs(std::slice::from_ref(&fa)).await.unwrap();
+    let page = PageRequest::first(100);
+    let bo = &b.org.id;
+
+    // Reads.
+    assert!(store
+        .get_persona(bo, &a.persona.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.get_session(bo, &sa.id).await.unwrap().is_none());
+    assert!(store.get_faq(bo, &fa.id).await.unwrap().is_none());
+    let b_personas = store.list_personas(bo, &page).await.unwrap();
+    assert_eq!(b_personas.len(), 1);
+    assert_eq!(b_personas[0].id, b.persona.id);
+    assert!(store
+        .list_sessions(bo, &SessionFilter::default(), &page)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.list_faqs(bo, &page).await.unwrap().is_empty());
+    let b_keys = store.list_api_keys(bo).await.unwrap();
+    assert_eq!(b_keys.len(), 1);
+    assert_eq!(b_keys[0].id, b.key.id);
+    for order in [SortOrder::Asc, SortOrder::Desc] {
+        let mp = MessagePage {
+            limit: 10,
+            order,
+            after_seq: None,
+        };
+        assert!(store
+            .list_messages(bo, &sa.id, &mp)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    // Writes.
+    let draft = PersonaDraft {
+        name: "hijacked".into(),
+        system_prompt: "x".into(),
+        model_id: "x".into(),
+        temperature: 0.0,
+        max_output_tokens: 1,
+        guardrails: vec![],
+        fallback_reply: "x".into(),
+        faq_threshold: 0.0,
+    };
+    assert!(store
+        .update_persona(bo, &a.persona.id, &draft, t(40))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(!store.delete_persona(bo, &a.persona.id).await.unwrap());
+    let fdraft = FaqDraft {
+        question: "hijacked".into(),
+        answer: "x".into(),
+        organization_id: None,
+        tags: vec![],
+    };
+    assert!(store
+        .update_faq(bo, &fa.id, &fdraft, t(40))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(!store.delete_faq(bo, &fa.id).await.unwrap());
+    assert!(store
+        .set_session_status(bo, &sa.id, SessionStatus::Ended, t(40))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .revoke_api_key(bo, &a.key.id, t(40))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(!store
+        .set_default_persona(bo, &a.ws.id, &a.persona.id)
+        .await
+        .unwrap());
+    // B cannot make A's persona its default, nor A's workspace use B's.
+    assert!(!store
+        .set_default_persona(bo, &b.ws.id, &a.persona.id)
+        .await
+        .unwrap());
+    assert!(!store
+        .set_default_persona(&a.org.id, &a.ws.id, &b.persona.id)
+        .await
+        .unwrap());
+    // Appending to A's session as B: not found.
+    let mut foreign = new_message(&sa, "intrusion", true, t(41));
+    foreign.org_id = bo.clone();
+    assert!(matches!(
+        store.append_message(&foreign).await,
+        Err(StoreError::NotFound)
+    ));
+    // B cannot create records pointing at A's workspace / persona.
+    let mut bad_session = session(&b, None);
+    bad_session.persona_id = a.persona.id.clone();
+    assert!(matches!(
+        store.insert_session(&bad_session).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut bad_session = session(&b, None);
+    bad_session.workspace_id = a.ws.id.clone();
+    assert!(matches!(
+        store.insert_session(&bad_session).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut bad_faq = faq(&b, "q");
+    bad_faq.workspace_id = a.ws.id.clone();
+    assert!(matches!(
+        store.insert_faqs(&[bad_faq]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let bad_persona = persona(bo, &a.ws.id, "x");
+    assert!(matches!(
+        store.insert_persona(&bad_persona).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut bad_key = b.key.clone();
+    bad_key.id = ApiKeyId::generate();
+    bad_key.workspace_id = a.ws.id.clone();
+    assert!(matches!(
+        store.insert_api_key(&bad_key, "other-hash").await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // A's data is untouched.
+    assert_eq!(
+        store
+            .get_persona(&a.org.id, &a.persona.id)
+            .await
+            .unwrap()
+            .unwrap(),
+        stored_persona(&a.persona)
+    );
+    let sa_now = store.get_session(&a.org.id, &sa.id).await.unwrap().unwrap();
+    assert_eq!(sa_now.status, SessionStatus::Active);
+    assert_eq!(sa_now.message_count, 1);
+    assert_eq!(
+        store.get_faq(&a.org.id, &fa.id).await.unwrap().unwrap(),
+        stored_faq(&fa)
+    );
+    let ka = store.list_api_keys(&a.org.id).await.unwrap();
+    assert_eq!(ka.len(), 1);
+    assert!(ka[0].revoked_at.is_none());
+    let a_ws = store.default_workspace(&a.org.id).await.unwrap().unwrap();
+    assert_eq!(a_ws.default_persona_id, Some(a.persona.id.clone()));
+    assert_eq!(a_ws.faq_version, 1);
+    let msgs = store
+        .list_messages(
+            &a.org.id,
+            &sa.id,
+            &MessagePage {
+                limit: 10,
+                order: SortOrder::Asc,
+                after_seq: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(msgs, vec![ma]);
+}
+
+/// Walks every page (asking `limit + 1` to detect more) and returns the ids.
+async fn walk_pages<T, F, Fut>(limit: i64, mut fetch: F, id: impl Fn(&T) -> String) -> Vec<String>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = Vec<T>>,
+{
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let mut rows = fetch(PageRequest {
+            limit: limit + 1,
+            after_id: after.clone(),
+        })
+        .await;
+        let has_more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        assert!(!rows.is_empty() || out.is_empty() || !has_more);
+        out.extend(rows.iter().map(&id));
+        if !has_more {
+            return out;
+        }
+        after = out.last().cloned();
+    }
+}
+
+async fn pagination(db: &TestDb) {
+    let store = &db.store;
+    let tn = tenant(store, "P").await;
+    let other = tenant(store, "Other").await;
+    let org = &tn.org.id;
+
+    // Personas: 1 from the bundle + 22.
+    let mut persona_ids = vec![tn.persona.id.to_string()];
+    for i in 0..22 {
+        let p = persona(org, &tn.ws.id, &format!("p{i}"));
+        persona_ids.push(p.id.to_string());
+        store.insert_persona(&p).await.unwrap();
+    }
+    persona_ids.sort();
+    persona_ids.reverse();
+    let got = walk_pages(
+        5,
+        |pr| async move { store.list_personas(org, &pr).await.unwrap() },
+        |p: &Persona| p.id.to_string(),
+    )
+    .await;
+    assert_eq!(got, persona_ids);
+
+    // Sessions: 13 for user "u", 4 for "v", plus another org's.
+    let mut u_ids = Vec::new();
+    let mut all_ids = Vec::new();
+    for i in 0..17 {
+        let s = session(&tn, Some(if i < 13 { "u" } else { "v" }));
+        if i < 13 {
+            u_ids.push(s.id.to_string());
+        }
+        all_ids.push(s.id.to_string());
+        store.insert_session(&s).await.unwrap();
+    }
+    store
+        .insert_session(&session(&other, Some("u")))
+        .await
+        .unwrap();
+    for v in [&mut u_ids, &mut all_ids] {
+        v.sort();
+        v.reverse();
+    }
+    let filter_u = SessionFilter {
+        user_id: Some("u".into()),
+        status: None,
+    };
+    let got = walk_pages(
+        4,
+        |pr| {
+            let f = &filter_u;
+            async move { store.list_sessions(org, f, &pr).await.unwrap() }
+        },
+        |s: &Session| s.id.to_string(),
+    )
+    .await;
+    assert_eq!(got, u_ids);
+    let everything = SessionFilter::default();
+    let got = walk_pages(
+        6,
+        |pr| {
+            let f = &everything;
+            async move { store.list_sessions(org, f, &pr).await.unwrap() }
+        },
+        |s: &Session| s.id.to_string(),
+    )
+    .await;
+    assert_eq!(got, all_ids);
+    // limit exactly matching the count: one page, no "more".
+    let got = walk_pages(
+        17,
+        |pr| {
+            let f = &everything;
+            async move { store.list_sessions(org, f, &pr).await.unwrap() }
+        },
+        |s: &Session| s.id.to_string(),
+    )
+    .await;
+    assert_eq!(got, all_ids);
+
+    // FAQs.
+    let entries: Vec<FaqEntry> = (0..11).map(|i| faq(&tn, &format!("q{i}"))).collect();
+    store.insert_faqs(&entries).await.unwrap();
+    store.insert_faqs(&[faq(&other, "x")]).await.unwrap();
+    let mut faq_ids: Vec<String> = entries.iter().map(|f| f.id.to_string()).collect();
+    faq_ids.sort();
+    faq_ids.reverse();
+    let got = walk_pages(
+        3,
+        |pr| async move { store.list_faqs(org, &pr).await.unwrap() },
+        |f: &FaqEntry| f.id.to_string(),
+    )
+    .await;
+    assert_eq!(got, faq_ids);
+
+    // Messages: 15, keyset on seq, both orders.
+    let s = session(&tn, None);
+    store.insert_session(&s).await.unwrap();
+    for i in 0..15 {
+        store
+            .append_message(&new_message(&s, &format!("m{i}"), false, t(30 + i)))
+            .await
+            .unwrap();
+    }
+    for (order, expected) in [
+        (SortOrder::Asc, (0..15).collect::<Vec<i64>>()),
+        (SortOrder::Desc, (0..15).rev().collect::<Vec<i64>>()),
+    ] {
+        let mut seqs = Vec::new();
+        let mut after = None;
+        loop {
+            let mut page = store
+                .list_messages(
+                    org,
+                    &s.id,
+                    &MessagePage {
+                        limit: 5,
+                        order,
+                        after_seq: after,
+                    },
+                )
+                .await
+                .unwrap();
+            let more = page.len() > 4;
+            page.truncate(4);
+            seqs.extend(page.iter().map(|m| m.seq));
+            for m in &page {
+                assert_eq!(m.content, format!("m{}", m.seq));
+            }
+            if !more {
+                break;
+            }
+            after = seqs.last().copied();
+        }
+        assert_eq!(seqs, expected, "{order:?}");
+    }
+    let recent: Vec<i64> = store
+        .recent_messages(&s.id, 3)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(recent, vec![12, 13, 14]);
+    assert_eq!(store.recent_messages(&s.id, 100).await.unwrap().len(), 15);
+    assert!(store.recent_messages(&s.id, 0).await.unwrap().is_empty());
+}
+
+async fn append_counters(db: &TestDb) {
+    let store = &db.store;
+    let tn = tenant(store, "C").await;
+    let s = session(&tn, None);
+    store.insert_session(&s).await.unwrap();
+
+    let (m0, s0) = store
+        .append_message(&new_message(&s, "billed", true, t(100)))
+        .await
+        .unwrap();
+    assert_eq!(m0.seq, 0);
+    assert_eq!(s0.message_count, 1);
+    assert_eq!(
+        (s0.input_tokens, s0.output_tokens, s0.cost_usd_micros),
+        (11, 22, 1_234)
+    );
+    assert_eq!(s0.last_active_at, micros(t(100)));
+
+    // Not billed: counted as a message, not in tokens / cost. An older
+    // timestamp does not move last_active_at back.
+    let (m1, s1) = store
+        .append_message(&new_message(&s, "free", false, t(50)))
+        .await
+        .unwrap();
+    assert_eq!(m1.seq, 1);
+    assert_eq!(s1.message_count, 2);
+    assert_eq!(
+        (s1.input_tokens, s1.output_tokens, s1.cost_usd_micros),
+        (11, 22, 1_234)
+    );
+    assert_eq!(s1.last_active_at, micros(t(100)));
+
+    let (m2, s2) = store
+        .append_message(&new_message(&s, "billed again", true, t(101)))
+        .await
+        .unwrap();
+    assert_eq!(m2.seq, 2);
+    assert_eq!(
+        (s2.input_tokens, s2.output_tokens, s2.cost_usd_micros),
+        (22, 44, 2_468)
+    );
+    assert_eq!(s2.last_active_at, micros(t(101)));
+    assert_eq!(
+        store.get_session(&tn.org.id, &s.id).await.unwrap().unwrap(),
+        s2
+    );
+
+    // Unknown session.
+    let mut ghost = session(&tn, None);
+    ghost.id = SessionId::generate();
+    assert!(matches!(
+        store
+            .append_message(&new_message(&ghost, "x", true, t(1)))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    // Duplicate message id: conflict, and the counters are rolled back.
+    let mut dup = new_message(&s, "dup", true, t(102));
+    dup.id = m0.id.clone();
+    assert!(matches!(
+        store.append_message(&dup).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.get_session(&tn.org.id, &s.id).await.unwrap().unwrap(),
+        s2
+    );
+    let (m3, _) = store
+        .append_message(&new_message(&s, "after rollback", true, t(103)))
+        .await
+        .unwrap();
+    assert_eq!(m3.seq, 3);
+}
+
+async fn concurrent_appends(db: &TestDb) {
+    let store = &db.store;
+    let tn = tenant(store, "Busy").await;
+    let s = session(&tn, None);
+    store.insert_session(&s).await.unwrap();
+
+    let mut tasks = Vec::new();
+    for i in 0..20i64 {
+        let store = store.clone();
+        let mut msg = new_message(&s, &format!("c{i}"), i % 2 == 0, t(200 + i));
+        msg.input_tokens = i + 1;
+        msg.output_tokens = 2 * (i + 1);
+        msg.cost_usd_micros = 100 * (i + 1);
+        tasks.push(tokio::spawn(
+            async move { store.append_message(&msg).await },
+        ));
+    }
+    for task in futures_util::future::join_all(tasks).await {
+        task.unwrap().unwrap();
+    }
+
+    let msgs = store
+        .list_messages(
+            &tn.org.id,
+            &s.id,
+            &MessagePage {
+                limit: 100,
+                order: SortOrder::Asc,
+                after_seq: None,
+            },
+        )
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = msgs.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (0..20).collect::<Vec<_>>());
+    let mut contents: Vec<String> = msgs.iter().map(|m| m.content.clone()).collect();
+    contents.sort();
+    let mut expected: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+    expected.sort();
+    assert_eq!(contents, expected);
+
+    let after = store.get_session(&tn.org.id, &s.id).await.unwrap().unwrap();
+    assert_eq!(after.message_count, 20);
+    let billed: Vec<i64> = (0..20).filter(|i| i % 2 == 0).map(|i| i + 1).collect();
+    let sum: i64 = billed.iter().sum();
+    assert_eq!(after.input_tokens, sum);
+    assert_eq!(after.output_tokens, 2 * sum);
+    assert_eq!(after.cost_usd_micros, 100 * sum);
+    assert_eq!(after.last_active_at, micros(t(219)));
+}
+
+async fn status_changes(db: &TestDb) {
+    let store = &db.store;
+    let tn = tenant(store, "S").await;
+    let org = &tn.org.id;
+    let s = session(&tn, Some("u"));
+    store.insert_session(&s).await.unwrap();
+
+    let ended = store
+        .set_session_status(org, &s.id, SessionStatus::Ended, t(300))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.status, SessionStatus::Ended);
+    assert_eq!(ended.ended_at, Some(micros(t(300))));
+    // Ending again keeps the first ended_at; archiving too.
+    let again = store
+        .set_session_status(org, &s.id, SessionStatus::Ended, t(301))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.ended_at, Some(micros(t(300))));
+    let archived = store
+        .set_session_status(org, &s.id, SessionStatus::Archived, t(302))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(archived.status, SessionStatus::Archived);
+    assert_eq!(archived.ended_at, Some(micros(t(300))));
+    assert_eq!(
+        store.get_session(org, &s.id).await.unwrap().unwrap(),
+        archived
+    );
+
+    // Archiving an active session sets ended_at.
+    let s2 = session(&tn, Some("u"));
+    store.insert_session(&s2).await.unwrap();
+    let a2 = store
+        .set_session_status(org, &s2.id, SessionStatus::Archived, t(303))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a2.ended_at, Some(micros(t(303))));
+
+    let s3 = session(&tn, Some("w"));
+    store.insert_session(&s3).await.unwrap();
+    let active = store
+        .set_session_status(org, &s3.id, SessionStatus::Active, t(304))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(active.status, SessionStatus::Active);
+    assert_eq!(active.ended_at, None);
+
+    assert!(store
+        .set_session_status(org, &SessionId::generate(), SessionStatus::Ended, t(305))
+        .await
+        .unwrap()
+        .is_none());
+
+    let by_status = |status| SessionFilter {
+        user_id: None,
+        status: Some(status),
+    };
+    let page = PageRequest::first(50);
+    let archived_list = store
+        .list_sessions(org, &by_status(SessionStatus::Archived), &page)
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = archived_list.iter().map(|s| s.id.clone()).collect();
+    ids.sort();
+    let mut expected = vec![s.id.clone(), s2.id.clone()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    let active_list = store
+        .list_sessions(org, &by_status(SessionStatus::Active), &page)
+        .await
+        .unwrap();
+    assert_eq!(active_list.len(), 1);
+    assert_eq!(active_list[0].id, s3.id);
+    let combined = store
+        .list_sessions(
+            org,
+            &SessionFilter {
+                user_id: Some("u".into()),
+                status: Some(SessionStatus::Active),
+            },
+            &page,
+        )
+        .await
+        .unwrap();
+    assert!(combined.is_empty());
+}
+
+async fn faq_versions(db: &TestDb) {
+    let store = &db.store;
+    let tn = tenant(store, "F").await;
+    let org = &tn.org.id;
+    let ws = &tn.ws.id;
+    assert_eq!(store.faq_version(ws).await.unwrap(), 0);
+
+    let f1 = faq(&tn, "q1");
+    let f2 = faq(&tn, "q2");
+    store.insert_faqs(&[f1.clone(), f2.clone()]).await.unwrap();
+    assert_eq!(store.faq_version(ws).await.unwrap(), 1);
+    store.insert_faqs(&[]).await.unwrap();
+    assert_eq!(store.faq_version(ws).await.unwrap(), 1);
+
+    // All or nothing: a duplicate id rolls back the whole batch and bump.
+    let f3 = faq(&tn, "q3");
+    let err = store.insert_faqs(&[f3.clone(), f1.clone()]).await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    assert!(store.get_faq(org, &f3.id).await.unwrap().is_none());
+    assert_eq!(store.faq_version(ws).await.unwrap(), 1);
+
+    let draft = FaqDraft {
+        question: "q1 edited ✏️".into(),
+        answer: "new answer".into(),
+        organization_id: None,
+        tags: vec!["x".into()],
+    };
+    let updated = store
+        .update_faq(org, &f1.id, &draft, t(400))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        updated,
+        FaqEntry {
+            id: f1.id.clone(),
+            org_id: f1.org_id.clone(),
+            workspace_id: f1.workspace_id.clone(),
+            question: draft.question.clone(),
+            answer: draft.answer.clone(),
+            organization_id: None,
+            tags: draft.tags.clone(),
+            created_at: micros(f1.created_at),
+            updated_at: micros(t(400)),
+        }
+    );
+    assert_eq!(store.get_faq(org, &f1.id).await.unwrap().unwrap(), updated);
+    assert_eq!(store.faq_version(ws).await.unwrap(), 2);
+    assert!(store
+        .update_faq(org, &FaqId::generate(), &draft, t(401))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(store.faq_version(ws).await.unwrap(), 2);
+
+    assert!(store.delete_faq(org, &f2.id).await.unwrap());
+    assert_eq!(store.faq_version(ws).await.unwrap(), 3);
+    assert!(!store.delete_faq(org, &f2.id).await.unwrap());
+    assert_eq!(store.faq_version(ws).await.unwrap(), 3);
+    let left = store.workspace_faqs(ws).await.unwrap();
+    assert_eq!(left, vec![updated]);
+    assert_eq!(
+        store
+            .default_workspace(org)
+            .await
+            .unwrap()
+            .unwrap()
+            .faq_version,
+        3
+    );
+}
+
+async fn secrets_idempotent(db: &TestDb) {
+    let store = &db.store;
+    assert_eq!(
+        store.get_or_create_secret("jwt", "first").await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store.get_or_create_secret("jwt", "second").await.unwrap(),
+        "first"
+    );
+    assert_eq!(store.get_or_create_secret("other", "o").await.unwrap(), "o");
+    // Racing creators all see one value.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .get_or_create_secret("raced", &format!("v{i}"))
+                .await
+                .unwrap()
+        }));
+    }
+    let values: Vec<String> = futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(values.iter().all(|v| v == &values[0]), "{values:?}");
+}
+
+async fn revoke_idempotent(db: &TestDb) {
+    let store = &db.store;
+    let tn = tenant(store, "K").await;
+    let org = &tn.org.id;
+    let key2 = ApiKey {
+        id: ApiKeyId::generate(),
+        org_id: org.clone(),
+        workspace_id: tn.ws.id.clone(),
+        name: "second 🔑".into(),
+        prefix: "tc_live_efgh".into(),
+        created_at: t(50),
+        revoked_at: None,
+    };
+    store.insert_api_key(&key2, "hash-2").await.unwrap();
+    // Same hash twice: conflict.
+    let mut key3 = key2.clone();
+    key3.id = ApiKeyId::generate();
+    assert!(matches!(
+        store.insert_api_key(&key3, "hash-2").await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let listed = store.list_api_keys(org).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|k| k.id.clone()).collect::<Vec<_>>(),
+        vec![key2.id.clone(), tn.key.id.clone()],
+        "newest first"
+    );
+
+    let r1 = store
+        .revoke_api_key(org, &key2.id, t(500))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r1.revoked_at, Some(micros(t(500))));
+    let r2 = store
+        .revoke_api_key(org, &key2.id, t(600))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r2.revoked_at, Some(micros(t(500))));
+    assert_eq!(r1, r2);
+    // Revoked keys are still found by hash (the caller checks revoked_at).
+    let found = store.find_api_key_by_hash("hash-2").await.unwrap().unwrap();
+    assert_eq!(found.revoked_at, Some(micros(t(500))));
+    assert!(store
+        .revoke_api_key(org, &ApiKeyId::generate(), t(700))
+        .await
+        .unwrap()
+        .is_none());
+    // The other key is unaffected.
+    assert!(store
+        .find_api_key_by_hash(&tn.key_hash)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_none());
+}
+
+async fn delete_persona_conflicts(db: &TestDb) {
+    let store = &db.store;
+    let tn = tenant(store, "D").await;
+    let org = &tn.org.id;
+
+    // The workspace default.
+    assert!(matches!(
+        store.delete_persona(org, &tn.persona.id).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // Used by a session.
+    let used = persona(org, &tn.ws.id, "used");
+    store.insert_persona(&used).await.unwrap();
+    let mut s = session(&tn, None);
+    s.persona_id = used.id.clone();
+    store.insert_session(&s).await.unwrap();
+    assert!(matches!(
+        store.delete_persona(org, &used.id).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // Unused: deleted once.
+    let spare = persona(org, &tn.ws.id, "spare");
+    store.insert_persona(&spare).await.unwrap();
+    assert!(store.delete_persona(org, &spare.id).await.unwrap());
+    assert!(!store.delete_persona(org, &spare.id).await.unwrap());
+    assert!(store.get_persona(org, &spare.id).await.unwrap().is_none());
+
+    // Switch the default, then the old default can go.
+    assert!(store
+        .set_default_persona(org, &tn.ws.id, &used.id)
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .default_workspace(org)
+            .await
+            .unwrap()
+            .unwrap()
+            .default_persona_id,
+        Some(used.id.clone())
+    );
+    assert!(store.delete_persona(org, &tn.persona.id).await.unwrap());
+
+    // update_persona round-trip.
+    let draft = PersonaDraft {
+        name: "renamed 🦀".into(),
+        system_prompt: "new prompt".into(),
+        model_id: "m2".into(),
+        temperature: 1.25,
+        max_output_tokens: 77,
+        guardrails: vec!["g1".into()],
+        fallback_reply: "fb".into(),
+        faq_threshold: 0.5,
+    };
+    let updated = store
+        .update_persona(org, &used.id, &draft, t(800))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        updated,
+        Persona {
+            id: used.id.clone(),
+            org_id: org.clone(),
+            workspace_id: tn.ws.id.clone(),
+            name: draft.name.clone(),
+            system_prompt: draft.system_prompt.clone(),
+            model_id: draft.model_id.clone(),
+            temperature: 1.25,
+            max_output_tokens: 77,
+            guardrails: draft.guardrails.clone(),
+            fallback_reply: "fb".into(),
+            faq_threshold: 0.5,
+            created_at: micros(used.created_at),
+            updated_at: micros(t(800)),
+        }
+    );
+    assert_eq!(
+        store.get_persona(org, &used.id).await.unwrap().unwrap(),
+        updated
+    );
+}
+
+async fn migrate_idempotent(db: &TestDb) {
+    // Already migrated by the fixture: running again is a no-op, also from
+    // two stores at once.
+    db.store.migrate().await.unwrap();
+    let other = Store::connect(&db.url, 2).await.unwrap();
+    let (a, b) = tokio::join!(db.store.migrate(), other.migrate());
+    a.unwrap();
+    b.unwrap();
+    tenant(&other, "after").await;
+    assert_eq!(db.store.count_orgs().await.unwrap(), 1);
+}
+
+/// Dropping a write future mid-transaction (client gone, timeout) must not
+/// leave a transaction (and its locks) open on a pooled connection.
+async fn cancelled_writes_release_locks(db: &TestDb) {
+    let store = &db.store;
+    let tn = tenant(store, "Cancel").await;
+    let s = session(&tn, None);
+    store.insert_session(&s).await.unwrap();
+    // Several idle connections in the pool, so a dangling transaction on
+    // one of them would block writers using the others.
+    let warm: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.ping().await })
+        })
+        .collect();
+    for w in futures_util::future::join_all(warm).await {
+        w.unwrap().unwrap();
+    }
+    for i in 0..60u64 {
+        let msg = new_message(&s, &format!("x{i}"), true, t(900));
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_micros(i * 40),
+            store.append_message(&msg),
+        )
+        .await;
+    }
+    for i in 0..5 {
+        let msg = new_message(&s, &format!("after{i}"), true, t(901));
+        tokio::time::timeout(std::time::Duration::from_secs(5), store.append_message(&msg))
+            .await
+            .expect("write blocked by a cancelled transaction")
+            .unwrap();
+    }
+    let msgs = store
+        .list_messages(
+            &tn.org.id,
+            &s.id,
+            &MessagePage {
+                limit: 1000,
+                order: SortOrder::Asc,
+                after_seq: None,
+            },
+        )
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = msgs.iter().map(|m| m.seq).collect();
+    println!("{} of 65 appends committed", msgs.len());
+    assert_eq!(seqs, (0..msgs.len() as i64).collect::<Vec<_>>());
+    let after = store.get_session(&tn.org.id, &s.id).await.unwrap().unwrap();
+    assert_eq!(after.message_count, msgs.len() as i64);
+    assert_eq!(after.input_tokens, 11 * msgs.len() as i64);
+}
+
+// ---------------------------------------------------------------- single-backend
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_rejects_unknown_scheme() {
+    for url in ["mysql://u:hunter2@h/db", "", "file.db"] {
+        let err = Store::connect(url, 1).await.unwrap_err();
+        assert!(matches!(err, StoreError::Config(_)), "{url}: {err:?}");
+        assert!(!err.to_string().contains("hunter2"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_fresh_files_migrate_concurrently() {
+    let dir = tempfile_dir();
+    let path = dir.join("nested/dir/fresh.db");
+    for url in [
+        format!("sqlite://{}", path.display()),
+        format!("sqlite:{}", path.display()),
+    ] {
+        let a = Store::connect(&url, 2).await.unwrap();
+        let b = Store::connect(&url, 2).await.unwrap();
+        assert_eq!(a.backend(), Backend::Sqlite);
+        let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+        ra.unwrap();
+        rb.unwrap();
+        a.ping().await.unwrap();
+        assert_eq!(b.count_orgs().await.unwrap(), 0);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tidechat-store-test-{}", OrgId::generate()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_is_reported() {
+    let db = testing::sqlite().await;
+    assert_eq!(db.store.backend(), Backend::Sqlite);
+    if let Some(pg) = testing::postgres().await {
+        assert_eq!(pg.store.backend(), Backend::Postgres);
+    }
+}
