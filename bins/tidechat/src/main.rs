@@ -170,7 +170,7 @@ async fn engine(store: Store, jwt_secret: Option<String>) -> Result<Engine> {
     Ok(Engine::new(store, models, Arc::new(tidechat_guard::PassThrough), config).await?)
 }
 
-#[actix_web::main]
+#[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Openapi) = cli.command {

@@ -43,7 +43,7 @@ impl FromRequest for Auth {
                     "send `Authorization: Bearer <API key or session token>`",
                 ))
             })?;
-            Ok(Auth(state.engine.authenticate(&credential).await?))
+            Ok(Auth(state.run(move |e| async move { e.authenticate(&credential).await }).await?))
         })
     }
 }

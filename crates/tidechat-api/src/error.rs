@@ -67,30 +67,6 @@ impl ApiError {
     pub fn body(&self) -> ErrorBody {
         ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message.clone() } }
     }
-
-    /// Maps a JSON body error (syntax, types, size) to the table.
-    pub fn from_json(err: &actix_web::error::JsonPayloadError) -> Self {
-        use actix_web::error::JsonPayloadError as J;
-        match err {
-            J::OverflowKnownLength { limit, .. } | J::Overflow { limit } => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the request body is over the {limit}-byte limit"),
-            ),
-            J::Deserialize(e) if e.is_data() => Self::validation(format!("invalid request body: {e}")),
-            J::Deserialize(e) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_json",
-                format!("the request body is not valid JSON: {e}"),
-            ),
-            J::ContentType => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_json",
-                "the request body must be JSON (Content-Type: application/json)",
-            ),
-            other => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_json", format!("unreadable request body: {other}")),
-        }
-    }
 }
 
 impl std::fmt::Display for ApiError {

@@ -19,13 +19,11 @@ pub struct Json<T>(pub T);
 pub struct OptionalJson<T>(pub T);
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        if e.is_data() {
-            ApiError::validation(format!("invalid request body: {e}"))
-        } else {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_json", format!("the request body is not valid JSON: {e}"))
-        }
-    })
+    // Syntax first, so a malformed body is always `invalid_json` whatever its shape.
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_json", format!("the request body is not valid JSON: {e}"))
+    })?;
+    serde_json::from_slice(bytes).map_err(|e| ApiError::validation(format!("invalid request body: {e}")))
 }
 
 fn read(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> impl Future<Output = Result<web::Bytes, ApiError>> {

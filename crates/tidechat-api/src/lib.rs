@@ -73,7 +73,10 @@ pub fn configure(state: web::Data<AppState>, body_limit: usize) -> impl FnOnce(&
 /// Builds the HTTP server on `listener`. Await the returned [`Server`] to run
 /// it; it stops on SIGTERM/SIGINT after letting requests finish.
 pub fn server(engine: Engine, listener: TcpListener, options: ServerOptions) -> std::io::Result<Server> {
-    let state = web::Data::new(AppState { engine, keep_alive: options.keep_alive });
+    // Called on the main (multi-threaded) runtime; engine work runs there.
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|e| std::io::Error::other(format!("tidechat must be started inside a Tokio runtime: {e}")))?;
+    let state = web::Data::new(AppState { engine, keep_alive: options.keep_alive, runtime });
     let body_limit = options.body_limit;
     let server = HttpServer::new(move || {
         App::new()

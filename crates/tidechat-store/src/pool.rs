@@ -96,36 +96,88 @@ macro_rules! with_conn {
 /// transaction that reads first can fail with `SQLITE_BUSY` when it later
 /// upgrades to write). Bodies still issue their write first where possible
 /// (PostgreSQL row locks, then reads see the updated row).
+///
+/// If the returned future is dropped mid-transaction (client gone, timeout),
+/// [`DetachOnCancel`] closes the connection instead of returning it to the
+/// pool with the transaction — and its locks — still open. (The guard is
+/// dropped before the SQLite writer lock, which is declared first.)
 macro_rules! with_tx {
     ($store:expr, $conn:ident => $body:expr) => {
         match &$store.pools {
             $crate::pool::Pools::Postgres(pool) => {
-                let mut pooled = pool.get().await?;
-                let c: &mut ::diesel_async::AsyncPgConnection = &mut pooled;
-                ::diesel_async::AsyncConnection::transaction(
-                    c,
+                let mut guard = $crate::pool::DetachOnCancel::new(pool.get().await?);
+                let result = ::diesel_async::AsyncConnection::transaction(
+                    guard.conn(),
                     async move |$conn: &mut ::diesel_async::AsyncPgConnection| -> Result<_, $crate::error::StoreError> {
                         $body
                     },
                 )
-                .await
+                .await;
+                guard.finished();
+                result
             }
             $crate::pool::Pools::Sqlite { pool, write_lock } => {
                 let _writer = write_lock.lock().await;
-                let mut pooled = pool.get().await?;
-                let c: &mut $crate::pool::SqliteConn = &mut pooled;
-                c.immediate_transaction(
+                let mut guard = $crate::pool::DetachOnCancel::new(pool.get().await?);
+                let result = guard.conn().immediate_transaction(
                     async move |$conn: &mut $crate::pool::SqliteConn| -> Result<_, $crate::error::StoreError> {
                         $body
                     },
                 )
-                .await
+                .await;
+                guard.finished();
+                result
             }
         }
     };
 }
 
 pub(crate) use {with_conn, with_tx};
+
+/// Holds a pooled connection during a transaction. Dropped before
+/// [`finished`](Self::finished) was called — i.e. the transaction future was
+/// cancelled — it detaches the connection from the pool and drops it:
+/// closing the connection rolls the open transaction back and releases its
+/// locks (a still-running SQLite statement finishes first, on its blocking
+/// thread, and closes the connection afterwards).
+pub(crate) struct DetachOnCancel<M: deadpool::managed::Manager> {
+    conn: Option<deadpool::managed::Object<M>>,
+    finished: bool,
+}
+
+impl<M: deadpool::managed::Manager> DetachOnCancel<M> {
+    pub(crate) fn new(conn: deadpool::managed::Object<M>) -> Self {
+        Self {
+            conn: Some(conn),
+            finished: false,
+        }
+    }
+
+    pub(crate) fn conn(&mut self) -> &mut M::Type {
+        match self.conn.as_mut() {
+            Some(conn) => conn,
+            // `conn` is only taken in `drop`.
+            None => unreachable!("connection taken before drop"),
+        }
+    }
+
+    /// The transaction completed (committed or rolled back): the connection
+    /// may go back to the pool.
+    pub(crate) fn finished(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl<M: deadpool::managed::Manager> Drop for DetachOnCancel<M> {
+    fn drop(&mut self) {
+        if !self.finished {
+            if let Some(conn) = self.conn.take() {
+                tracing::debug!("write transaction cancelled; closing its connection");
+                drop(deadpool::managed::Object::take(conn));
+            }
+        }
+    }
+}
 
 /// Splits a `sqlite:` URL into a file path.
 fn sqlite_path(url: &str) -> Option<&str> {
@@ -166,6 +218,12 @@ impl Store {
     fn connect_sqlite(path: &str, max: usize) -> Result<Store, StoreError> {
         if path.is_empty() {
             return Err(StoreError::Config("empty SQLite path".into()));
+        }
+        if path.starts_with(":memory:") || path.contains("mode=memory") {
+            // Every pooled connection would get its own private database.
+            return Err(StoreError::Config(
+                "in-memory SQLite is not supported; use a file path".into(),
+            ));
         }
         let file = Path::new(path);
         if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {

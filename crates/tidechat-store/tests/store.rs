@@ -1218,10 +1218,13 @@ async fn cancelled_writes_release_locks(db: &TestDb) {
     }
     for i in 0..5 {
         let msg = new_message(&s, &format!("after{i}"), true, t(901));
-        tokio::time::timeout(std::time::Duration::from_secs(5), store.append_message(&msg))
-            .await
-            .expect("write blocked by a cancelled transaction")
-            .unwrap();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            store.append_message(&msg),
+        )
+        .await
+        .expect("write blocked by a cancelled transaction")
+        .unwrap();
     }
     let msgs = store
         .list_messages(
@@ -1247,7 +1250,13 @@ async fn cancelled_writes_release_locks(db: &TestDb) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_rejects_unknown_scheme() {
-    for url in ["mysql://u:hunter2@h/db", "", "file.db"] {
+    for url in [
+        "mysql://u:hunter2@h/db",
+        "",
+        "file.db",
+        "sqlite::memory:",
+        "sqlite://",
+    ] {
         let err = Store::connect(url, 1).await.unwrap_err();
         assert!(matches!(err, StoreError::Config(_)), "{url}: {err:?}");
         assert!(!err.to_string().contains("hunter2"));

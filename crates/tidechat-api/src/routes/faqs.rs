@@ -24,7 +24,7 @@ type Result<T> = std::result::Result<T, ApiError>;
     security(("bearer" = []))
 )]
 pub async fn create_faq(state: web::Data<AppState>, Auth(who): Auth, Json(body): Json<FaqRequest>) -> Result<HttpResponse> {
-    let entry = state.engine.create_faq(&who, body.into()).await?;
+    let entry = state.run(move |e| async move { e.create_faq(&who, body.into()).await }).await?;
     Ok(HttpResponse::Created().json(FaqDto::from(entry)))
 }
 
@@ -63,7 +63,7 @@ pub async fn import_faqs(
         ImportFormat::detect(None, &body)
     };
     let drafts = format.parse(&body)?;
-    let entries = state.engine.import_faqs(&who, drafts).await?;
+    let entries = state.run(move |e| async move { e.import_faqs(&who, drafts).await }).await?;
     Ok(HttpResponse::Created().json(FaqImportResponse {
         imported: entries.len(),
         items: entries.into_iter().map(FaqDto::from).collect(),
@@ -83,7 +83,7 @@ pub async fn import_faqs(
     security(("bearer" = []))
 )]
 pub async fn list_faqs(state: web::Data<AppState>, Auth(who): Auth, params: web::Query<PageParams>) -> Result<HttpResponse> {
-    let page = state.engine.list_faqs(&who, &params.into_inner().into()).await?;
+    let page = state.run(move |e| async move { e.list_faqs(&who, &params.into_inner().into()).await }).await?;
     Ok(HttpResponse::Ok().json(FaqPage::from(page)))
 }
 
@@ -100,7 +100,7 @@ pub async fn list_faqs(state: web::Data<AppState>, Auth(who): Auth, params: web:
     security(("bearer" = []))
 )]
 pub async fn get_faq(state: web::Data<AppState>, Auth(who): Auth, id: web::Path<String>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(FaqDto::from(state.engine.get_faq(&who, &id).await?)))
+    Ok(HttpResponse::Ok().json(FaqDto::from(state.run(move |e| async move { e.get_faq(&who, &id).await }).await?)))
 }
 
 /// Replace an FAQ entry. Every server process answers from the new text at once.
@@ -123,7 +123,7 @@ pub async fn update_faq(
     id: web::Path<String>,
     Json(body): Json<FaqRequest>,
 ) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(FaqDto::from(state.engine.update_faq(&who, &id, body.into()).await?)))
+    Ok(HttpResponse::Ok().json(FaqDto::from(state.run(move |e| async move { e.update_faq(&who, &id, body.into()).await }).await?)))
 }
 
 /// Delete an FAQ entry.
@@ -139,7 +139,7 @@ pub async fn update_faq(
     security(("bearer" = []))
 )]
 pub async fn delete_faq(state: web::Data<AppState>, Auth(who): Auth, id: web::Path<String>) -> Result<HttpResponse> {
-    state.engine.delete_faq(&who, &id).await?;
+    state.run(move |e| async move { e.delete_faq(&who, &id).await }).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -21,7 +21,7 @@ type Result<T> = std::result::Result<T, ApiError>;
     security(("bearer" = []))
 )]
 pub async fn create_key(state: web::Data<AppState>, Auth(who): Auth, OptionalJson(body): OptionalJson<CreateKeyRequest>) -> Result<HttpResponse> {
-    let created = state.engine.create_key(&who, body.name.as_deref()).await?;
+    let created = state.run(move |e| async move { e.create_key(&who, body.name.as_deref()).await }).await?;
     let k = created.key;
     Ok(HttpResponse::Created().json(CreatedKeyDto {
         key_id: k.id.into_string(),
@@ -44,7 +44,7 @@ pub async fn create_key(state: web::Data<AppState>, Auth(who): Auth, OptionalJso
     security(("bearer" = []))
 )]
 pub async fn list_keys(state: web::Data<AppState>, Auth(who): Auth) -> Result<HttpResponse> {
-    let keys = state.engine.list_keys(&who).await?;
+    let keys = state.run(move |e| async move { e.list_keys(&who).await }).await?;
     Ok(HttpResponse::Ok().json(ApiKeyList { items: keys.into_iter().map(ApiKeyDto::from).collect() }))
 }
 
@@ -61,7 +61,7 @@ pub async fn list_keys(state: web::Data<AppState>, Auth(who): Auth) -> Result<Ht
     security(("bearer" = []))
 )]
 pub async fn revoke_key(state: web::Data<AppState>, Auth(who): Auth, id: web::Path<String>) -> Result<HttpResponse> {
-    let key = state.engine.revoke_key(&who, &id).await?;
+    let key = state.run(move |e| async move { e.revoke_key(&who, &id).await }).await?;
     Ok(HttpResponse::Ok().json(ApiKeyDto::from(key)))
 }
 

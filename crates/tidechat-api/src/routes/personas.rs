@@ -39,7 +39,7 @@ impl From<PageParams> for Cursor {
     security(("bearer" = []))
 )]
 pub async fn create_persona(state: web::Data<AppState>, Auth(who): Auth, Json(body): Json<PersonaRequest>) -> Result<HttpResponse> {
-    let persona = state.engine.create_persona(&who, body.into()).await?;
+    let persona = state.run(move |e| async move { e.create_persona(&who, body.into()).await }).await?;
     Ok(HttpResponse::Created().json(PersonaDto::from(persona)))
 }
 
@@ -56,7 +56,7 @@ pub async fn create_persona(state: web::Data<AppState>, Auth(who): Auth, Json(bo
     security(("bearer" = []))
 )]
 pub async fn list_personas(state: web::Data<AppState>, Auth(who): Auth, params: web::Query<PageParams>) -> Result<HttpResponse> {
-    let page = state.engine.list_personas(&who, &params.into_inner().into()).await?;
+    let page = state.run(move |e| async move { e.list_personas(&who, &params.into_inner().into()).await }).await?;
     Ok(HttpResponse::Ok().json(PersonaPage::from(page)))
 }
 
@@ -73,7 +73,7 @@ pub async fn list_personas(state: web::Data<AppState>, Auth(who): Auth, params: 
     security(("bearer" = []))
 )]
 pub async fn get_persona(state: web::Data<AppState>, Auth(who): Auth, id: web::Path<String>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(PersonaDto::from(state.engine.get_persona(&who, &id).await?)))
+    Ok(HttpResponse::Ok().json(PersonaDto::from(state.run(move |e| async move { e.get_persona(&who, &id).await }).await?)))
 }
 
 /// Replace a persona.
@@ -96,7 +96,7 @@ pub async fn update_persona(
     id: web::Path<String>,
     Json(body): Json<PersonaRequest>,
 ) -> Result<HttpResponse> {
-    let persona = state.engine.update_persona(&who, &id, body.into()).await?;
+    let persona = state.run(move |e| async move { e.update_persona(&who, &id, body.into()).await }).await?;
     Ok(HttpResponse::Ok().json(PersonaDto::from(persona)))
 }
 
@@ -114,7 +114,7 @@ pub async fn update_persona(
     security(("bearer" = []))
 )]
 pub async fn delete_persona(state: web::Data<AppState>, Auth(who): Auth, id: web::Path<String>) -> Result<HttpResponse> {
-    state.engine.delete_persona(&who, &id).await?;
+    state.run(move |e| async move { e.delete_persona(&who, &id).await }).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

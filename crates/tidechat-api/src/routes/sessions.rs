@@ -84,7 +84,7 @@ pub async fn list_sessions(
 ) -> Result<HttpResponse> {
     let p = params.into_inner();
     let query = SessionQuery { user_id: p.user_id, status: p.status, page: Cursor { limit: p.limit, cursor: p.cursor } };
-    let page = state.engine.list_sessions(&who, &query).await?;
+    let page = state.run(move |e| async move { e.list_sessions(&who, &query).await }).await?;
     Ok(HttpResponse::Ok().json(SessionPage::from(page)))
 }
 
@@ -101,7 +101,7 @@ pub async fn list_sessions(
     security(("bearer" = []))
 )]
 pub async fn get_session(state: web::Data<AppState>, Auth(who): Auth, id: web::Path<String>) -> Result<HttpResponse> {
-    let session = state.engine.get_session(&who, &id).await?;
+    let session = state.run(move |e| async move { e.get_session(&who, &id).await }).await?;
     Ok(HttpResponse::Ok().json(SessionDto::from(session)))
 }
 
@@ -119,7 +119,7 @@ pub async fn get_session(state: web::Data<AppState>, Auth(who): Auth, id: web::P
     security(("bearer" = []))
 )]
 pub async fn end_session(state: web::Data<AppState>, Auth(who): Auth, id: web::Path<String>) -> Result<HttpResponse> {
-    let session = state.engine.end_session(&who, &id).await?;
+    let session = state.run(move |e| async move { e.end_session(&who, &id).await }).await?;
     Ok(HttpResponse::Ok().json(SessionDto::from(session)))
 }
 
@@ -136,7 +136,7 @@ pub async fn end_session(state: web::Data<AppState>, Auth(who): Auth, id: web::P
     security(("bearer" = []))
 )]
 pub async fn archive_session(state: web::Data<AppState>, Auth(who): Auth, id: web::Path<String>) -> Result<HttpResponse> {
-    let session = state.engine.archive_session(&who, &id).await?;
+    let session = state.run(move |e| async move { e.archive_session(&who, &id).await }).await?;
     Ok(HttpResponse::Ok().json(SessionDto::from(session)))
 }
 
@@ -162,7 +162,7 @@ pub async fn create_token(
     OptionalJson(body): OptionalJson<TokenRequest>,
 ) -> Result<HttpResponse> {
     let ttl = body.ttl_seconds;
-    let token = state.engine.mint_session_token(&who, &id, ttl).await?;
+    let token = state.run(move |e| async move { e.mint_session_token(&who, &id, ttl).await }).await?;
     Ok(HttpResponse::Created().json(TokenResponse { token: token.token, expires_at: timestamp(&token.expires_at) }))
 }
 
@@ -216,7 +216,7 @@ pub async fn send_message(
         memory_digest: body.memory_digest,
         extra_guardrails: body.extra_guardrails,
     };
-    let turn = state.engine.start_turn(&who, &id, request).await?;
+    let turn = state.run(move |e| async move { e.start_turn(&who, &id, request).await }).await?;
     if stream {
         return Ok(HttpResponse::Ok()
             .content_type("text/event-stream")
@@ -249,7 +249,7 @@ pub async fn list_messages(
 ) -> Result<HttpResponse> {
     let p = params.into_inner();
     let query = MessageQuery { order: p.order, page: Cursor { limit: p.limit, cursor: p.cursor } };
-    let page = state.engine.list_messages(&who, &id, &query).await?;
+    let page = state.run(move |e| async move { e.list_messages(&who, &id, &query).await }).await?;
     Ok(HttpResponse::Ok().json(MessagePage::from(page)))
 }
 

@@ -18,10 +18,16 @@ pub async fn healthz() -> HttpResponse {
         (status = 503, description = "The database is unreachable", body = ErrorBody),
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.engine.store().ping().await.map_err(|e| {
-        tracing::warn!(error = ?e, "readiness check failed");
-        ApiError::new(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "the database is unreachable")
-    })?;
+    let engine = state.engine.clone();
+    let ping = state.runtime.spawn(async move { engine.store().ping().await });
+    if !matches!(ping.await, Ok(Ok(()))) {
+        tracing::warn!("readiness check failed: the database does not answer");
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "the database is unreachable",
+        ));
+    }
     Ok(HttpResponse::Ok().json(Health { status: "ready".to_owned() }))
 }
 

@@ -77,7 +77,7 @@ impl ChatModel for EchoContext {
         let text = request
             .messages
             .iter()
-            .map(|m| format!("{}:{}", m.role.as_str(), m.content))
+            .map(|m| format!("{}:{}", m.role.as_str(), m.content.replace('\n', " | ")))
             .collect::<Vec<_>>()
             .join("\n");
         stream::iter(vec![Ok(ModelEvent::Delta(text)), Ok(ModelEvent::Done { finish_reason: "stop".into() })]).boxed()
