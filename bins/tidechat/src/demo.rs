@@ -20,9 +20,16 @@ pub async fn seed(engine: &Engine, address: &str) -> Result<()> {
     let bundle = engine.create_org("Demo").await?;
     let drafts = DEMO_FAQ
         .iter()
-        .map(|(q, a)| FaqDraft { question: (*q).to_owned(), answer: (*a).to_owned(), organization_id: None, tags: vec!["demo".to_owned()] })
+        .map(|(q, a)| FaqDraft {
+            question: (*q).to_owned(),
+            answer: (*a).to_owned(),
+            organization_id: None,
+            tags: vec!["demo".to_owned()],
+        })
         .collect();
-    engine.import_faqs_for(&bundle.org.id, &bundle.workspace.id, drafts).await?;
+    engine
+        .import_faqs_for(&bundle.org.id, &bundle.workspace.id, drafts)
+        .await?;
     let base = format!("http://{address}");
     println!(
         "\nCreated the demo organization {org}.\n\

@@ -17,7 +17,11 @@ use tidechat_store::Store;
 mod demo;
 
 #[derive(Parser)]
-#[command(name = "tidechat", version, about = "Self-hosted, multi-tenant AI chat backend")]
+#[command(
+    name = "tidechat",
+    version,
+    about = "Self-hosted, multi-tenant AI chat backend"
+)]
 struct Cli {
     #[command(flatten)]
     db: DbArgs,
@@ -28,16 +32,31 @@ struct Cli {
 #[derive(Args, Clone)]
 struct DbArgs {
     /// `sqlite://PATH` (created on first run) or `postgres://USER@HOST/DB`.
-    #[arg(long, env = "TIDECHAT_DATABASE_URL", default_value = "sqlite://./data/tidechat.db", global = true)]
+    #[arg(
+        long,
+        env = "TIDECHAT_DATABASE_URL",
+        default_value = "sqlite://./data/tidechat.db",
+        global = true
+    )]
     database_url: String,
     /// Database connections per process.
-    #[arg(long, env = "TIDECHAT_DB_MAX_CONNECTIONS", default_value_t = 8, global = true)]
+    #[arg(
+        long,
+        env = "TIDECHAT_DB_MAX_CONNECTIONS",
+        default_value_t = 8,
+        global = true
+    )]
     db_max_connections: usize,
     /// Log filter (`info`, `tidechat=debug,actix_web=warn`, ...).
     #[arg(long, env = "TIDECHAT_LOG", default_value = "info", global = true)]
     log: String,
     /// `text` or `json`.
-    #[arg(long, env = "TIDECHAT_LOG_FORMAT", default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "TIDECHAT_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
     log_format: String,
 }
 
@@ -105,7 +124,8 @@ impl ServeArgs {
             #[command(flatten)]
             serve: ServeArgs,
         }
-        let args = std::iter::once(std::ffi::OsString::from("tidechat")).chain(args.into_iter().map(Into::into));
+        let args = std::iter::once(std::ffi::OsString::from("tidechat"))
+            .chain(args.into_iter().map(Into::into));
         Wrapper::parse_from(args).serve
     }
 }
@@ -148,7 +168,9 @@ enum FaqCommand {
 fn init_logging(db: &DbArgs) {
     let filter = tracing_subscriber::EnvFilter::try_new(&db.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if db.log_format.eq_ignore_ascii_case("json") {
         builder.json().init();
     } else {
@@ -160,12 +182,18 @@ async fn open_store(db: &DbArgs) -> Result<Store> {
     let store = Store::connect(&db.database_url, db.db_max_connections)
         .await
         .context("opening the database (TIDECHAT_DATABASE_URL)")?;
-    store.migrate().await.context("applying database migrations")?;
+    store
+        .migrate()
+        .await
+        .context("applying database migrations")?;
     Ok(store)
 }
 
 async fn engine(store: Store, jwt_secret: Option<String>) -> Result<Engine> {
-    let config = EngineConfig { jwt_secret, ..EngineConfig::default() };
+    let config = EngineConfig {
+        jwt_secret,
+        ..EngineConfig::default()
+    };
     let models = ModelRegistry::builtin();
     Ok(Engine::new(store, models, Arc::new(tidechat_guard::PassThrough), config).await?)
 }
@@ -186,7 +214,9 @@ async fn main() -> Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Some(Command::Org { command: OrgCommand::Create { name, json } }) => {
+        Some(Command::Org {
+            command: OrgCommand::Create { name, json },
+        }) => {
             let engine = engine(open_store(&cli.db).await?, None).await?;
             let b = engine.create_org(&name).await?;
             if json {
@@ -196,25 +226,38 @@ async fn main() -> Result<()> {
                            "personaId": b.persona.id.as_str(), "apiKeyId": b.key.id.as_str(), "apiKey": b.api_key})
                 );
             } else {
-                println!("organization {} ({})\nworkspace    {}\npersona      {}\nAPI key      {}", b.org.name, b.org.id, b.workspace.id, b.persona.id, b.api_key);
+                println!(
+                    "organization {} ({})\nworkspace    {}\npersona      {}\nAPI key      {}",
+                    b.org.name, b.org.id, b.workspace.id, b.persona.id, b.api_key
+                );
             }
             Ok(())
         }
-        Some(Command::Key { command: KeyCommand::Create { org, name, json } }) => {
+        Some(Command::Key {
+            command: KeyCommand::Create { org, name, json },
+        }) => {
             let engine = engine(open_store(&cli.db).await?, None).await?;
             let (org_id, ws) = engine.org_workspace(&org).await?;
-            let created = engine.create_key_for_org(&org_id, &ws, name.as_deref()).await?;
+            let created = engine
+                .create_key_for_org(&org_id, &ws, name.as_deref())
+                .await?;
             if json {
-                println!("{}", json!({"keyId": created.key.id.as_str(), "orgId": org_id.as_str(), "prefix": created.key.prefix, "apiKey": created.secret}));
+                println!(
+                    "{}",
+                    json!({"keyId": created.key.id.as_str(), "orgId": org_id.as_str(), "prefix": created.key.prefix, "apiKey": created.secret})
+                );
             } else {
                 println!("{}", created.secret);
             }
             Ok(())
         }
-        Some(Command::Faq { command: FaqCommand::Import { org, file } }) => {
+        Some(Command::Faq {
+            command: FaqCommand::Import { org, file },
+        }) => {
             let engine = engine(open_store(&cli.db).await?, None).await?;
             let (org_id, ws) = engine.org_workspace(&org).await?;
-            let content = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let content =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let format = ImportFormat::detect(file.to_str(), &content);
             let drafts = format.parse(&content)?;
             let entries = engine.import_faqs_for(&org_id, &ws, drafts).await?;
@@ -231,7 +274,8 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
     let warm = tokio::task::spawn_blocking(tidechat_llm::tokens::warm_up);
     let engine = engine(store, args.jwt_secret.clone()).await?;
     let _ = warm.await;
-    let listener = TcpListener::bind(&args.bind).with_context(|| format!("binding {}", args.bind))?;
+    let listener =
+        TcpListener::bind(&args.bind).with_context(|| format!("binding {}", args.bind))?;
     let address = listener.local_addr()?;
     if !args.no_demo && engine.organization_count().await? == 0 {
         demo::seed(&engine, &address.to_string()).await?;

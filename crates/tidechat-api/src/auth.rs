@@ -20,7 +20,8 @@ pub fn credential(headers: &HeaderMap) -> Option<String> {
         let mut parts = value.trim().splitn(2, ' ');
         let scheme = parts.next().unwrap_or_default();
         let token = parts.next().unwrap_or_default().trim();
-        return (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned());
+        return (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
+            .then(|| token.to_owned());
     }
     headers
         .get("x-api-key")
@@ -37,13 +38,18 @@ impl FromRequest for Auth {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let credential = credential(req.headers());
         Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::from(EngineError::Internal("no app state".to_owned())))?;
+            let state = state
+                .ok_or_else(|| ApiError::from(EngineError::Internal("no app state".to_owned())))?;
             let credential = credential.ok_or_else(|| {
                 ApiError::from(EngineError::Unauthenticated(
                     "send `Authorization: Bearer <API key or session token>`",
                 ))
             })?;
-            Ok(Auth(state.run(move |e| async move { e.authenticate(&credential).await }).await?))
+            Ok(Auth(
+                state
+                    .run(move |e| async move { e.authenticate(&credential).await })
+                    .await?,
+            ))
         })
     }
 }

@@ -331,12 +331,18 @@ impl From<PersonaRequest> for PersonaDraft {
         Self {
             name: r.name,
             system_prompt: r.system_prompt,
-            model_id: r.model_id.unwrap_or_else(|| tidechat_llm::FAQ_MODEL_ID.to_owned()),
+            model_id: r
+                .model_id
+                .unwrap_or_else(|| tidechat_llm::FAQ_MODEL_ID.to_owned()),
             temperature: r.temperature.unwrap_or(0.7),
             max_output_tokens: r.max_output_tokens.unwrap_or(1024),
             guardrails: r.guardrails,
-            fallback_reply: r.fallback_reply.unwrap_or_else(|| PersonaDraft::DEFAULT_FALLBACK.to_owned()),
-            faq_threshold: r.faq_threshold.unwrap_or(PersonaDraft::DEFAULT_FAQ_THRESHOLD),
+            fallback_reply: r
+                .fallback_reply
+                .unwrap_or_else(|| PersonaDraft::DEFAULT_FALLBACK.to_owned()),
+            faq_threshold: r
+                .faq_threshold
+                .unwrap_or(PersonaDraft::DEFAULT_FAQ_THRESHOLD),
         }
     }
 }
@@ -383,7 +389,12 @@ pub struct FaqRequest {
 
 impl From<FaqRequest> for FaqDraft {
     fn from(r: FaqRequest) -> Self {
-        Self { question: r.question, answer: r.answer, organization_id: r.organization_id, tags: r.tags }
+        Self {
+            question: r.question,
+            answer: r.answer,
+            organization_id: r.organization_id,
+            tags: r.tags,
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use tidechat_engine::EngineError;
+use tidechat_store::StoreError;
 use utoipa::ToSchema;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -53,11 +54,19 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", message)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+            message,
+        )
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -65,7 +74,12 @@ impl ApiError {
     }
 
     pub fn body(&self) -> ErrorBody {
-        ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message.clone() } }
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+            },
+        }
     }
 }
 
@@ -92,22 +106,46 @@ impl From<EngineError> for ApiError {
             EngineError::Unauthenticated(m) => Self::new(S::UNAUTHORIZED, "unauthenticated", m),
             EngineError::Forbidden(m) => Self::new(S::FORBIDDEN, "forbidden", m),
             EngineError::NotFound(what) => Self::not_found(format!("{what} not found")),
-            e @ EngineError::SessionNotActive(_) => Self::new(S::CONFLICT, "session_not_active", e.to_string()),
+            e @ EngineError::SessionNotActive(_) => {
+                Self::new(S::CONFLICT, "session_not_active", e.to_string())
+            }
             EngineError::Validation(v) => Self::validation(v.to_string()),
-            e @ EngineError::UnknownModel(_) => Self::new(S::UNPROCESSABLE_ENTITY, "unknown_model", e.to_string()),
-            e @ EngineError::UnknownTool(_) => Self::new(S::UNPROCESSABLE_ENTITY, "unknown_tool", e.to_string()),
-            e @ EngineError::UnknownPersona(_) => Self::new(S::UNPROCESSABLE_ENTITY, "unknown_persona", e.to_string()),
+            e @ EngineError::UnknownModel(_) => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "unknown_model", e.to_string())
+            }
+            e @ EngineError::UnknownTool(_) => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "unknown_tool", e.to_string())
+            }
+            e @ EngineError::UnknownPersona(_) => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "unknown_persona", e.to_string())
+            }
             EngineError::Conflict(m) => Self::new(S::CONFLICT, "conflict", m),
             EngineError::Upstream(detail) => {
                 tracing::warn!(%detail, "upstream failure");
-                Self::new(S::BAD_GATEWAY, "upstream_error", "the model provider failed; try again")
+                Self::new(
+                    S::BAD_GATEWAY,
+                    "upstream_error",
+                    "the model provider failed; try again",
+                )
             }
-            EngineError::ShuttingDown => {
-                Self::new(S::SERVICE_UNAVAILABLE, "service_unavailable", "the server is shutting down; retry")
+            EngineError::ShuttingDown => Self::new(
+                S::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "the server is shutting down; retry",
+            ),
+            EngineError::Store(StoreError::NotFound) => Self::not_found("not found"),
+            EngineError::Store(StoreError::Conflict(m)) => Self::new(S::CONFLICT, "conflict", m),
+            EngineError::Store(e @ StoreError::Pool(_)) => {
+                tracing::error!(error = ?e, "database unavailable");
+                Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "service_unavailable",
+                    "the database is unavailable; retry",
+                )
             }
             EngineError::Store(e) => {
                 tracing::error!(error = ?e, "storage failure");
-                Self::new(S::SERVICE_UNAVAILABLE, "service_unavailable", "storage is unavailable; retry")
+                Self::new(S::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
             }
             EngineError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");

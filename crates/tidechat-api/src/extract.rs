@@ -21,18 +21,30 @@ pub struct OptionalJson<T>(pub T);
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Syntax first, so a malformed body is always `invalid_json` whatever its shape.
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_json", format!("the request body is not valid JSON: {e}"))
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_json",
+            format!("the request body is not valid JSON: {e}"),
+        )
     })?;
-    serde_json::from_slice(bytes).map_err(|e| ApiError::validation(format!("invalid request body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::validation(format!("invalid request body: {e}")))
 }
 
-fn read(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> impl Future<Output = Result<web::Bytes, ApiError>> {
+fn read(
+    req: &HttpRequest,
+    payload: &mut actix_web::dev::Payload,
+) -> impl Future<Output = Result<web::Bytes, ApiError>> {
     let bytes = web::Bytes::from_request(req, payload);
     async move {
         bytes.await.map_err(|e| {
             let status = e.as_response_error().status_code();
             if status == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(status, "payload_too_large", "the request body is over the size limit")
+                ApiError::new(
+                    status,
+                    "payload_too_large",
+                    "the request body is over the size limit",
+                )
             } else {
                 ApiError::validation(format!("unreadable request body: {e}"))
             }

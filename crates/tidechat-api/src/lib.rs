@@ -52,31 +52,56 @@ impl Default for ServerOptions {
 }
 
 /// Registers every route and the app-wide extractor settings.
-pub fn configure(state: web::Data<AppState>, body_limit: usize) -> impl FnOnce(&mut web::ServiceConfig) {
+pub fn configure(
+    state: web::Data<AppState>,
+    body_limit: usize,
+) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(state)
             .app_data(web::PayloadConfig::new(body_limit))
-            .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::validation(e.to_string()).into()))
-            .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::not_found(e.to_string()).into()));
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e, _| ApiError::validation(e.to_string()).into()),
+            )
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|e, _| ApiError::not_found(e.to_string()).into()),
+            );
         routes::sessions::configure(cfg);
         routes::personas::configure(cfg);
         routes::faqs::configure(cfg);
         routes::keys::configure(cfg);
         routes::system::configure(cfg);
-        cfg.route("/docs", web::get().to(|| async {
-            HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
-        }))
+        cfg.route(
+            "/docs",
+            web::get().to(|| async {
+                HttpResponse::PermanentRedirect()
+                    .insert_header(("Location", "/docs/"))
+                    .finish()
+            }),
+        )
         .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new(["/openapi.json"])));
     }
 }
 
 /// Builds the HTTP server on `listener`. Await the returned [`Server`] to run
 /// it; it stops on SIGTERM/SIGINT after letting requests finish.
-pub fn server(engine: Engine, listener: TcpListener, options: ServerOptions) -> std::io::Result<Server> {
+pub fn server(
+    engine: Engine,
+    listener: TcpListener,
+    options: ServerOptions,
+) -> std::io::Result<Server> {
     // Called on the main (multi-threaded) runtime; engine work runs there.
-    let runtime = tokio::runtime::Handle::try_current()
-        .map_err(|e| std::io::Error::other(format!("tidechat must be started inside a Tokio runtime: {e}")))?;
-    let state = web::Data::new(AppState { engine, keep_alive: options.keep_alive, runtime });
+    let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
+        std::io::Error::other(format!(
+            "tidechat must be started inside a Tokio runtime: {e}"
+        ))
+    })?;
+    let state = web::Data::new(AppState {
+        engine,
+        keep_alive: options.keep_alive,
+        runtime,
+    });
     let body_limit = options.body_limit;
     let server = HttpServer::new(move || {
         App::new()
@@ -100,7 +125,10 @@ pub struct RequestId(pub String);
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-async fn request_id(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+async fn request_id(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = req
         .headers()
         .get(&REQUEST_ID)
@@ -116,7 +144,11 @@ async fn request_id(req: ServiceRequest, next: Next<impl MessageBody + 'static>)
     let mut res = tracing::Instrument::instrument(next.call(req), span.clone()).await?;
     let status = res.status().as_u16();
     span.in_scope(|| {
-        tracing::info!(status, elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX), "handled");
+        tracing::info!(
+            status,
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "handled"
+        );
     });
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
@@ -146,8 +178,14 @@ async fn error_envelope(
     }
     let (code, message) = match status.as_u16() {
         404 => ("not_found", "no such endpoint; see /openapi.json"),
-        405 => ("method_not_allowed", "this path does not accept this HTTP method"),
-        413 => ("payload_too_large", "the request body is over the size limit"),
+        405 => (
+            "method_not_allowed",
+            "this path does not accept this HTTP method",
+        ),
+        413 => (
+            "payload_too_large",
+            "the request body is over the size limit",
+        ),
         s if s >= 500 => ("internal_error", "internal error"),
         _ => ("validation_error", "the request could not be read"),
     };

@@ -72,7 +72,9 @@ impl Modify for Customize {
 
 /// The document as pretty-printed JSON with a trailing newline.
 pub fn json() -> String {
-    let mut out = ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
+    let mut out = ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|_| "{}".to_owned());
     out.push('\n');
     out
 }

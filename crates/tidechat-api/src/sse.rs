@@ -36,7 +36,10 @@ pub fn outcome_body(outcome: TurnOutcome) -> SendMessageResponse {
 
 /// The SSE byte stream of one turn. Dropping it drops the turn, which stops
 /// generation and stores the partial reply.
-pub fn turn_stream(turn: Turn, keep_alive: Duration) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
+pub fn turn_stream(
+    turn: Turn,
+    keep_alive: Duration,
+) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
     futures_util::stream::unfold(Some(turn), move |state| async move {
         let mut turn = state?;
         let frame = match tokio::time::timeout(keep_alive, turn.next()).await {
@@ -49,7 +52,9 @@ pub fn turn_stream(turn: Turn, keep_alive: Duration) -> impl Stream<Item = Resul
             Ok(Some(TurnEvent::Failed { error, outcome })) => {
                 let mut body = json!(ApiError::from(error).body());
                 if let (Some(outcome), Some(map)) = (outcome, body.as_object_mut()) {
-                    if let Ok(serde_json::Value::Object(extra)) = serde_json::to_value(outcome_body(*outcome)) {
+                    if let Ok(serde_json::Value::Object(extra)) =
+                        serde_json::to_value(outcome_body(*outcome))
+                    {
                         map.extend(extra);
                     }
                 }

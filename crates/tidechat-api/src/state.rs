@@ -30,7 +30,9 @@ impl AppState {
         let task = self.runtime.spawn(work(self.engine.clone()));
         match task.await {
             Ok(result) => result.map_err(ApiError::from),
-            Err(e) => Err(ApiError::from(EngineError::Internal(format!("engine task failed: {e}")))),
+            Err(e) => Err(ApiError::from(EngineError::Internal(format!(
+                "engine task failed: {e}"
+            )))),
         }
     }
 }

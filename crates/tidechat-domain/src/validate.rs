@@ -59,28 +59,40 @@ pub fn user_text(value: &str) -> Result<(), ValidationError> {
 
 pub fn temperature(field: &'static str, value: f64) -> Result<(), ValidationError> {
     if !value.is_finite() || !(TEMPERATURE_MIN..=TEMPERATURE_MAX).contains(&value) {
-        return Err(err(field, format!("must be between {TEMPERATURE_MIN} and {TEMPERATURE_MAX}")));
+        return Err(err(
+            field,
+            format!("must be between {TEMPERATURE_MIN} and {TEMPERATURE_MAX}"),
+        ));
     }
     Ok(())
 }
 
 pub fn max_output_tokens(field: &'static str, value: i64) -> Result<(), ValidationError> {
     if value <= 0 || value > MAX_OUTPUT_TOKENS_MAX {
-        return Err(err(field, format!("must be between 1 and {MAX_OUTPUT_TOKENS_MAX}")));
+        return Err(err(
+            field,
+            format!("must be between 1 and {MAX_OUTPUT_TOKENS_MAX}"),
+        ));
     }
     Ok(())
 }
 
 pub fn history_limit(value: i64) -> Result<(), ValidationError> {
     if value <= 0 || value > HISTORY_LIMIT_MAX {
-        return Err(err("historyLimit", format!("must be between 1 and {HISTORY_LIMIT_MAX}")));
+        return Err(err(
+            "historyLimit",
+            format!("must be between 1 and {HISTORY_LIMIT_MAX}"),
+        ));
     }
     Ok(())
 }
 
 pub fn page_limit(value: i64) -> Result<(), ValidationError> {
     if value <= 0 || value > PAGE_LIMIT_MAX {
-        return Err(err("limit", format!("must be between 1 and {PAGE_LIMIT_MAX}")));
+        return Err(err(
+            "limit",
+            format!("must be between 1 and {PAGE_LIMIT_MAX}"),
+        ));
     }
     Ok(())
 }
@@ -96,16 +108,25 @@ pub fn guardrails(field: &'static str, values: &[String]) -> Result<(), Validati
 }
 
 pub fn metadata(value: &Map<String, Value>) -> Result<(), ValidationError> {
-    let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(value)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > METADATA_MAX_BYTES {
-        return Err(err("metadata", format!("must be at most {METADATA_MAX_BYTES} bytes of JSON")));
+        return Err(err(
+            "metadata",
+            format!("must be at most {METADATA_MAX_BYTES} bytes of JSON"),
+        ));
     }
     Ok(())
 }
 
 pub fn persona(draft: &PersonaDraft) -> Result<(), ValidationError> {
     required_text("name", &draft.name, NAME_MAX_CHARS)?;
-    optional_text("systemPrompt", &draft.system_prompt, SYSTEM_PROMPT_MAX_CHARS)?;
+    optional_text(
+        "systemPrompt",
+        &draft.system_prompt,
+        SYSTEM_PROMPT_MAX_CHARS,
+    )?;
     required_text("modelId", &draft.model_id, NAME_MAX_CHARS)?;
     temperature("temperature", draft.temperature)?;
     max_output_tokens("maxOutputTokens", i64::from(draft.max_output_tokens))?;

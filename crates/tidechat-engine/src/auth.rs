@@ -38,9 +38,9 @@ impl Principal {
     pub fn require_api_key(&self) -> Result<&ApiKeyId, EngineError> {
         match &self.kind {
             PrincipalKind::ApiKey(id) => Ok(id),
-            PrincipalKind::SessionToken(_) => {
-                Err(EngineError::Forbidden("session tokens may only use their own session's messages"))
-            }
+            PrincipalKind::SessionToken(_) => Err(EngineError::Forbidden(
+                "session tokens may only use their own session's messages",
+            )),
         }
     }
 
@@ -49,9 +49,9 @@ impl Principal {
         match &self.kind {
             PrincipalKind::ApiKey(_) => Ok(()),
             PrincipalKind::SessionToken(own) if own == session => Ok(()),
-            PrincipalKind::SessionToken(_) => {
-                Err(EngineError::Forbidden("this session token was issued for another session"))
-            }
+            PrincipalKind::SessionToken(_) => Err(EngineError::Forbidden(
+                "this session token was issued for another session",
+            )),
         }
     }
 
@@ -157,7 +157,9 @@ impl SessionTokens {
         Ok(Principal {
             org_id: OrgId::parse(&claims.org).map_err(|_| invalid())?,
             workspace_id: WorkspaceId::parse(&claims.wsp).map_err(|_| invalid())?,
-            kind: PrincipalKind::SessionToken(SessionId::parse(&claims.sub).map_err(|_| invalid())?),
+            kind: PrincipalKind::SessionToken(
+                SessionId::parse(&claims.sub).map_err(|_| invalid())?,
+            ),
         })
     }
 }
@@ -169,7 +171,11 @@ mod tests {
     use chrono::Duration;
 
     fn ids() -> (OrgId, WorkspaceId, SessionId) {
-        (OrgId::generate(), WorkspaceId::generate(), SessionId::generate())
+        (
+            OrgId::generate(),
+            WorkspaceId::generate(),
+            SessionId::generate(),
+        )
     }
 
     #[test]
@@ -189,7 +195,9 @@ mod tests {
         let tokens = SessionTokens::new(b"secret-one");
         let (org, wsp, ses) = ids();
         let now = Utc::now();
-        let token = tokens.mint(&org, &wsp, &ses, now, now + Duration::hours(1)).unwrap();
+        let token = tokens
+            .mint(&org, &wsp, &ses, now, now + Duration::hours(1))
+            .unwrap();
         let p = tokens.verify(&token).unwrap();
         assert_eq!(p.kind, PrincipalKind::SessionToken(ses.clone()));
         assert_eq!(p.org_id, org);
@@ -197,12 +205,17 @@ mod tests {
         let other = SessionTokens::new(b"secret-two");
         assert!(other.verify(&token).is_err(), "wrong signature");
 
-        let expired = tokens.mint(&org, &wsp, &ses, now, now - Duration::seconds(5)).unwrap();
+        let expired = tokens
+            .mint(&org, &wsp, &ses, now, now - Duration::seconds(5))
+            .unwrap();
         assert!(tokens.verify(&expired).is_err(), "expired");
 
         // alg: none with the same claims.
         let payload = token.split('.').nth(1).unwrap();
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-        assert!(tokens.verify(&format!("{header}.{payload}.")).is_err(), "alg none");
+        assert!(
+            tokens.verify(&format!("{header}.{payload}.")).is_err(),
+            "alg none"
+        );
     }
 }

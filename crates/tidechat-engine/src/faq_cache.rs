@@ -19,7 +19,11 @@ pub(crate) struct FaqCache {
 }
 
 impl FaqCache {
-    pub(crate) async fn index(&self, store: &Store, ws: &WorkspaceId) -> Result<Arc<FaqIndex>, EngineError> {
+    pub(crate) async fn index(
+        &self,
+        store: &Store,
+        ws: &WorkspaceId,
+    ) -> Result<Arc<FaqIndex>, EngineError> {
         let version = store.faq_version(ws).await?;
         if let Some(index) = self.cached(ws, version) {
             return Ok(index);
@@ -35,9 +39,11 @@ impl FaqCache {
                 organization_id: e.organization_id,
             })
             .collect();
-        let index = Arc::new(tokio::task::spawn_blocking(move || FaqIndex::build(docs)).await.map_err(
-            |e| EngineError::Internal(format!("building the FAQ index: {e}")),
-        )?);
+        let index = Arc::new(
+            tokio::task::spawn_blocking(move || FaqIndex::build(docs))
+                .await
+                .map_err(|e| EngineError::Internal(format!("building the FAQ index: {e}")))?,
+        );
         // A write between reading the version and the entries leaves an index
         // newer than its recorded version; the next lookup simply rebuilds.
         if let Ok(mut map) = self.indexes.lock() {
@@ -48,6 +54,8 @@ impl FaqCache {
 
     fn cached(&self, ws: &WorkspaceId, version: i64) -> Option<Arc<FaqIndex>> {
         let map = self.indexes.lock().ok()?;
-        map.get(ws).filter(|(v, _)| *v == version).map(|(_, index)| index.clone())
+        map.get(ws)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, index)| index.clone())
     }
 }

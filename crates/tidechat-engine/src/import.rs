@@ -70,7 +70,9 @@ pub fn parse_faq_json(content: &[u8]) -> Result<Vec<FaqDraft>, EngineError> {
     let file: JsonFile = serde_json::from_value(value).map_err(|e| {
         EngineError::validation(
             "entries",
-            format!("expected an array of {{question, answer, organizationId?, tags?}} objects ({e})"),
+            format!(
+                "expected an array of {{question, answer, organizationId?, tags?}} objects ({e})"
+            ),
         )
     })?;
     let entries = match file {
@@ -78,23 +80,35 @@ pub fn parse_faq_json(content: &[u8]) -> Result<Vec<FaqDraft>, EngineError> {
     };
     Ok(entries
         .into_iter()
-        .map(|e| FaqDraft { question: e.question, answer: e.answer, organization_id: e.organization_id, tags: e.tags })
+        .map(|e| FaqDraft {
+            question: e.question,
+            answer: e.answer,
+            organization_id: e.organization_id,
+            tags: e.tags,
+        })
         .collect())
 }
 
 pub fn parse_faq_csv(content: &[u8]) -> Result<Vec<FaqDraft>, EngineError> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::Headers).flexible(false).from_reader(content);
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::Headers)
+        .flexible(false)
+        .from_reader(content);
     let headers = reader
         .headers()
         .map_err(|e| EngineError::validation("csv", format!("unreadable header row: {e}")))?
         .clone();
     let column = |names: &[&str]| {
-        headers.iter().position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)))
+        headers
+            .iter()
+            .position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)))
     };
-    let question = column(&["question"])
-        .ok_or_else(|| EngineError::validation("csv", "the header row must name a `question` column"))?;
-    let answer = column(&["answer"])
-        .ok_or_else(|| EngineError::validation("csv", "the header row must name an `answer` column"))?;
+    let question = column(&["question"]).ok_or_else(|| {
+        EngineError::validation("csv", "the header row must name a `question` column")
+    })?;
+    let answer = column(&["answer"]).ok_or_else(|| {
+        EngineError::validation("csv", "the header row must name an `answer` column")
+    })?;
     let organization = column(&["organizationId", "organization_id"]);
     let tags = column(&["tags"]);
 
@@ -115,7 +129,12 @@ pub fn parse_faq_csv(content: &[u8]) -> Result<Vec<FaqDraft>, EngineError> {
                     .collect()
             })
             .unwrap_or_default();
-        drafts.push(FaqDraft { question: field(question), answer: field(answer), organization_id, tags });
+        drafts.push(FaqDraft {
+            question: field(question),
+            answer: field(answer),
+            organization_id,
+            tags,
+        });
     }
     Ok(drafts)
 }
@@ -129,7 +148,9 @@ mod tests {
     fn json_list_and_wrapped() {
         let a = parse_faq_json(br#"[{"question":"q","answer":"a","tags":["x"]}]"#).unwrap();
         assert_eq!(a[0].tags, vec!["x"]);
-        let b = parse_faq_json(br#"{"entries":[{"question":"q","answer":"a","organizationId":"eu"}]}"#).unwrap();
+        let b =
+            parse_faq_json(br#"{"entries":[{"question":"q","answer":"a","organizationId":"eu"}]}"#)
+                .unwrap();
         assert_eq!(b[0].organization_id.as_deref(), Some("eu"));
         assert!(parse_faq_json(br#"[{"question":1}]"#).is_err());
         assert!(parse_faq_json(b"not json").is_err());
@@ -149,8 +170,14 @@ mod tests {
 
     #[test]
     fn detect_format() {
-        assert_eq!(ImportFormat::detect(Some("x.CSV"), b"[]"), ImportFormat::Csv);
+        assert_eq!(
+            ImportFormat::detect(Some("x.CSV"), b"[]"),
+            ImportFormat::Csv
+        );
         assert_eq!(ImportFormat::detect(None, b"  [{}]"), ImportFormat::Json);
-        assert_eq!(ImportFormat::detect(None, b"question,answer"), ImportFormat::Csv);
+        assert_eq!(
+            ImportFormat::detect(None, b"question,answer"),
+            ImportFormat::Csv
+        );
     }
 }

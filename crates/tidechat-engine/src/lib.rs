@@ -114,8 +114,14 @@ impl Engine {
     /// cancels the rest (they store what was generated as `partial`).
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.turns.close();
-        if tokio::time::timeout(grace, self.inner.turns.wait()).await.is_err() {
-            tracing::warn!(running = self.inner.turns.len(), "grace period over; cancelling running replies");
+        if tokio::time::timeout(grace, self.inner.turns.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                running = self.inner.turns.len(),
+                "grace period over; cancelling running replies"
+            );
             self.inner.stop.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(10), self.inner.turns.wait()).await;
         }

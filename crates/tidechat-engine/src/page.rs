@@ -13,12 +13,24 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` rows fetched in order.
-    pub(crate) fn from_rows(mut rows: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -> Self {
+    pub(crate) fn from_rows(
+        mut rows: Vec<T>,
+        limit: i64,
+        cursor_of: impl Fn(&T) -> String,
+    ) -> Self {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let has_more = rows.len() > limit;
         rows.truncate(limit);
-        let next_cursor = if has_more { rows.last().map(cursor_of) } else { None };
-        Self { items: rows, next_cursor, has_more }
+        let next_cursor = if has_more {
+            rows.last().map(cursor_of)
+        } else {
+            None
+        };
+        Self {
+            items: rows,
+            next_cursor,
+            has_more,
+        }
     }
 }
 
@@ -44,7 +56,9 @@ impl Cursor {
         match self.cursor.as_deref().filter(|c| !c.is_empty()) {
             None => Ok(None),
             Some(c) => {
-                parse(c).map_err(|_| EngineError::validation("cursor", "is not a cursor from this listing"))?;
+                parse(c).map_err(|_| {
+                    EngineError::validation("cursor", "is not a cursor from this listing")
+                })?;
                 Ok(Some(c.to_owned()))
             }
         }

@@ -2,9 +2,7 @@
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde_json::{Map, Value};
-use tidechat_domain::{
-    validate, Message, PersonaId, Session, SessionId, SessionStatus,
-};
+use tidechat_domain::{validate, Message, PersonaId, Session, SessionId, SessionStatus};
 use tidechat_store::{MessagePage, PageRequest, SessionFilter, SortOrder};
 
 use crate::auth::{hash_api_key, Principal, PrincipalKind, API_KEY_PREFIX};
@@ -58,12 +56,22 @@ impl Engine {
             .await?
             .ok_or(EngineError::Unauthenticated("invalid API key"))?;
         if key.revoked_at.is_some() {
-            return Err(EngineError::Unauthenticated("this API key has been revoked"));
+            return Err(EngineError::Unauthenticated(
+                "this API key has been revoked",
+            ));
         }
-        Ok(Principal { org_id: key.org_id, workspace_id: key.workspace_id, kind: PrincipalKind::ApiKey(key.id) })
+        Ok(Principal {
+            org_id: key.org_id,
+            workspace_id: key.workspace_id,
+            kind: PrincipalKind::ApiKey(key.id),
+        })
     }
 
-    pub async fn create_session(&self, who: &Principal, input: NewSession) -> Result<Session, EngineError> {
+    pub async fn create_session(
+        &self,
+        who: &Principal,
+        input: NewSession,
+    ) -> Result<Session, EngineError> {
         who.require_api_key()?;
         if let Some(user_id) = &input.user_id {
             validate::required_text("userId", user_id, validate::USER_ID_MAX_CHARS)?;
@@ -78,20 +86,28 @@ impl Engine {
             Some(id) => {
                 let unknown = || EngineError::UnknownPersona(id.chars().take(64).collect());
                 let pid = PersonaId::parse(id).map_err(|_| unknown())?;
-                store.get_persona(&who.org_id, &pid).await?.ok_or_else(unknown)?
+                store
+                    .get_persona(&who.org_id, &pid)
+                    .await?
+                    .ok_or_else(unknown)?
             }
             None => {
                 let ws = store
                     .default_workspace(&who.org_id)
                     .await?
                     .ok_or(EngineError::NotFound("workspace"))?;
-                let pid = ws
-                    .default_persona_id
-                    .ok_or_else(|| EngineError::validation("personaId", "the workspace has no default persona; give one"))?;
-                store
-                    .get_persona(&who.org_id, &pid)
-                    .await?
-                    .ok_or_else(|| EngineError::validation("personaId", "the workspace's default persona is gone; give one"))?
+                let pid = ws.default_persona_id.ok_or_else(|| {
+                    EngineError::validation(
+                        "personaId",
+                        "the workspace has no default persona; give one",
+                    )
+                })?;
+                store.get_persona(&who.org_id, &pid).await?.ok_or_else(|| {
+                    EngineError::validation(
+                        "personaId",
+                        "the workspace's default persona is gone; give one",
+                    )
+                })?
             }
         };
         let now = Utc::now();
@@ -120,10 +136,18 @@ impl Engine {
     pub async fn get_session(&self, who: &Principal, id: &str) -> Result<Session, EngineError> {
         let id = SessionId::parse(id).map_err(|_| EngineError::NotFound("session"))?;
         who.require_session(&id)?;
-        self.inner.store.get_session(&who.org_id, &id).await?.ok_or(EngineError::NotFound("session"))
+        self.inner
+            .store
+            .get_session(&who.org_id, &id)
+            .await?
+            .ok_or(EngineError::NotFound("session"))
     }
 
-    pub async fn list_sessions(&self, who: &Principal, query: &SessionQuery) -> Result<Page<Session>, EngineError> {
+    pub async fn list_sessions(
+        &self,
+        who: &Principal,
+        query: &SessionQuery,
+    ) -> Result<Page<Session>, EngineError> {
         who.require_api_key()?;
         let status = match query.status.as_deref() {
             None | Some("") => None,
@@ -132,9 +156,19 @@ impl Engine {
             })?),
         };
         let limit = query.page.limit()?;
-        let page = PageRequest { limit: limit + 1, after_id: query.page.after_id(SessionId::parse)? };
-        let filter = SessionFilter { user_id: query.user_id.clone().filter(|u| !u.is_empty()), status };
-        let rows = self.inner.store.list_sessions(&who.org_id, &filter, &page).await?;
+        let page = PageRequest {
+            limit: limit + 1,
+            after_id: query.page.after_id(SessionId::parse)?,
+        };
+        let filter = SessionFilter {
+            user_id: query.user_id.clone().filter(|u| !u.is_empty()),
+            status,
+        };
+        let rows = self
+            .inner
+            .store
+            .list_sessions(&who.org_id, &filter, &page)
+            .await?;
         Ok(Page::from_rows(rows, limit, |s| s.id.to_string()))
     }
 
@@ -146,11 +180,19 @@ impl Engine {
         self.set_status(who, id, SessionStatus::Archived).await
     }
 
-    async fn set_status(&self, who: &Principal, id: &str, status: SessionStatus) -> Result<Session, EngineError> {
+    async fn set_status(
+        &self,
+        who: &Principal,
+        id: &str,
+        status: SessionStatus,
+    ) -> Result<Session, EngineError> {
         who.require_api_key()?;
         let id = SessionId::parse(id).map_err(|_| EngineError::NotFound("session"))?;
         let store = &self.inner.store;
-        let current = store.get_session(&who.org_id, &id).await?.ok_or(EngineError::NotFound("session"))?;
+        let current = store
+            .get_session(&who.org_id, &id)
+            .await?
+            .ok_or(EngineError::NotFound("session"))?;
         // Ending an archived session would un-archive it; refuse instead.
         if status == SessionStatus::Ended && current.status == SessionStatus::Archived {
             return Err(EngineError::SessionNotActive(current.status));
@@ -176,15 +218,20 @@ impl Engine {
         let limit = query.page.limit()?;
         let after_seq = match query.page.cursor.as_deref().filter(|c| !c.is_empty()) {
             None => None,
-            Some(c) => Some(
-                c.parse::<i64>()
-                    .ok()
-                    .filter(|n| *n >= 0)
-                    .ok_or_else(|| EngineError::validation("cursor", "is not a cursor from this listing"))?,
-            ),
+            Some(c) => Some(c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                EngineError::validation("cursor", "is not a cursor from this listing")
+            })?),
         };
-        let page = MessagePage { limit: limit + 1, order, after_seq };
-        let rows = self.inner.store.list_messages(&who.org_id, &session.id, &page).await?;
+        let page = MessagePage {
+            limit: limit + 1,
+            order,
+            after_seq,
+        };
+        let rows = self
+            .inner
+            .store
+            .list_messages(&who.org_id, &session.id, &page)
+            .await?;
         Ok(Page::from_rows(rows, limit, |m| m.seq.to_string()))
     }
 
@@ -197,15 +244,29 @@ impl Engine {
     ) -> Result<SessionToken, EngineError> {
         who.require_api_key()?;
         let session = self.get_session(who, session).await?;
-        let max = i64::try_from(self.inner.config.session_token_ttl_max.as_secs()).unwrap_or(86_400);
+        let max =
+            i64::try_from(self.inner.config.session_token_ttl_max.as_secs()).unwrap_or(86_400);
         let ttl = match ttl_seconds {
-            None => i64::try_from(self.inner.config.session_token_ttl_default.as_secs()).unwrap_or(3600).min(max),
+            None => i64::try_from(self.inner.config.session_token_ttl_default.as_secs())
+                .unwrap_or(3600)
+                .min(max),
             Some(t) if (1..=max).contains(&t) => t,
-            Some(_) => return Err(EngineError::validation("ttlSeconds", format!("must be between 1 and {max}"))),
+            Some(_) => {
+                return Err(EngineError::validation(
+                    "ttlSeconds",
+                    format!("must be between 1 and {max}"),
+                ))
+            }
         };
         let now = Utc::now();
         let expires_at = now + ChronoDuration::seconds(ttl);
-        let token = self.inner.tokens.mint(&session.org_id, &session.workspace_id, &session.id, now, expires_at)?;
+        let token = self.inner.tokens.mint(
+            &session.org_id,
+            &session.workspace_id,
+            &session.id,
+            now,
+            expires_at,
+        )?;
         Ok(SessionToken { token, expires_at })
     }
 }

@@ -2,8 +2,8 @@
 
 use chrono::Utc;
 use tidechat_domain::{
-    validate, ApiKey, ApiKeyId, FaqDraft, FaqEntry, FaqId, OrgId, Organization, Persona, PersonaDraft,
-    PersonaId, Workspace, WorkspaceId,
+    validate, ApiKey, ApiKeyId, FaqDraft, FaqEntry, FaqId, OrgId, Organization, Persona,
+    PersonaDraft, PersonaId, Workspace, WorkspaceId,
 };
 use tidechat_store::{PageRequest, StoreError};
 
@@ -86,7 +86,11 @@ impl Engine {
     pub async fn create_org(&self, name: &str) -> Result<OrgBundle, EngineError> {
         validate::required_text("name", name, validate::NAME_MAX_CHARS)?;
         let now = Utc::now();
-        let org = Organization { id: OrgId::generate(), name: name.trim().to_owned(), created_at: now };
+        let org = Organization {
+            id: OrgId::generate(),
+            name: name.trim().to_owned(),
+            created_at: now,
+        };
         let mut workspace = Workspace {
             id: WorkspaceId::generate(),
             org_id: org.id.clone(),
@@ -107,8 +111,17 @@ impl Engine {
             created_at: now,
             revoked_at: None,
         };
-        self.inner.store.create_org_bundle(&org, &workspace, &persona, &key, &generated.hash).await?;
-        Ok(OrgBundle { org, workspace, persona, key, api_key: generated.secret })
+        self.inner
+            .store
+            .create_org_bundle(&org, &workspace, &persona, &key, &generated.hash)
+            .await?;
+        Ok(OrgBundle {
+            org,
+            workspace,
+            persona,
+            key,
+            api_key: generated.secret,
+        })
     }
 
     pub async fn organization_count(&self) -> Result<i64, EngineError> {
@@ -130,8 +143,16 @@ impl Engine {
     // ---- API keys ----
 
     /// Creates a key for the organization's default workspace (operator path).
-    pub async fn create_key_for_org(&self, org: &OrgId, ws: &WorkspaceId, name: Option<&str>) -> Result<CreatedKey, EngineError> {
-        let name = name.map(str::trim).filter(|n| !n.is_empty()).unwrap_or("api key");
+    pub async fn create_key_for_org(
+        &self,
+        org: &OrgId,
+        ws: &WorkspaceId,
+        name: Option<&str>,
+    ) -> Result<CreatedKey, EngineError> {
+        let name = name
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .unwrap_or("api key");
         validate::required_text("name", name, validate::NAME_MAX_CHARS)?;
         let generated = generate_api_key();
         let key = ApiKey {
@@ -143,13 +164,24 @@ impl Engine {
             created_at: Utc::now(),
             revoked_at: None,
         };
-        self.inner.store.insert_api_key(&key, &generated.hash).await?;
-        Ok(CreatedKey { key, secret: generated.secret })
+        self.inner
+            .store
+            .insert_api_key(&key, &generated.hash)
+            .await?;
+        Ok(CreatedKey {
+            key,
+            secret: generated.secret,
+        })
     }
 
-    pub async fn create_key(&self, who: &Principal, name: Option<&str>) -> Result<CreatedKey, EngineError> {
+    pub async fn create_key(
+        &self,
+        who: &Principal,
+        name: Option<&str>,
+    ) -> Result<CreatedKey, EngineError> {
         who.require_api_key()?;
-        self.create_key_for_org(&who.org_id, &who.workspace_id, name).await
+        self.create_key_for_org(&who.org_id, &who.workspace_id, name)
+            .await
     }
 
     pub async fn list_keys(&self, who: &Principal) -> Result<Vec<ApiKey>, EngineError> {
@@ -169,7 +201,11 @@ impl Engine {
 
     // ---- personas ----
 
-    pub async fn create_persona(&self, who: &Principal, draft: PersonaDraft) -> Result<Persona, EngineError> {
+    pub async fn create_persona(
+        &self,
+        who: &Principal,
+        draft: PersonaDraft,
+    ) -> Result<Persona, EngineError> {
         who.require_api_key()?;
         self.check_persona(&draft)?;
         let persona = persona_from_draft(&who.org_id, &who.workspace_id, draft);
@@ -188,18 +224,34 @@ impl Engine {
     pub async fn get_persona(&self, who: &Principal, id: &str) -> Result<Persona, EngineError> {
         who.require_api_key()?;
         let id = PersonaId::parse(id).map_err(|_| EngineError::NotFound("persona"))?;
-        self.inner.store.get_persona(&who.org_id, &id).await?.ok_or(EngineError::NotFound("persona"))
+        self.inner
+            .store
+            .get_persona(&who.org_id, &id)
+            .await?
+            .ok_or(EngineError::NotFound("persona"))
     }
 
-    pub async fn list_personas(&self, who: &Principal, cursor: &Cursor) -> Result<Page<Persona>, EngineError> {
+    pub async fn list_personas(
+        &self,
+        who: &Principal,
+        cursor: &Cursor,
+    ) -> Result<Page<Persona>, EngineError> {
         who.require_api_key()?;
         let limit = cursor.limit()?;
-        let page = PageRequest { limit: limit + 1, after_id: cursor.after_id(PersonaId::parse)? };
+        let page = PageRequest {
+            limit: limit + 1,
+            after_id: cursor.after_id(PersonaId::parse)?,
+        };
         let rows = self.inner.store.list_personas(&who.org_id, &page).await?;
         Ok(Page::from_rows(rows, limit, |p| p.id.to_string()))
     }
 
-    pub async fn update_persona(&self, who: &Principal, id: &str, draft: PersonaDraft) -> Result<Persona, EngineError> {
+    pub async fn update_persona(
+        &self,
+        who: &Principal,
+        id: &str,
+        draft: PersonaDraft,
+    ) -> Result<Persona, EngineError> {
         who.require_api_key()?;
         let id = PersonaId::parse(id).map_err(|_| EngineError::NotFound("persona"))?;
         self.check_persona(&draft)?;
@@ -225,10 +277,18 @@ impl Engine {
 
     // ---- FAQ entries ----
 
-    pub async fn create_faq(&self, who: &Principal, draft: FaqDraft) -> Result<FaqEntry, EngineError> {
+    pub async fn create_faq(
+        &self,
+        who: &Principal,
+        draft: FaqDraft,
+    ) -> Result<FaqEntry, EngineError> {
         who.require_api_key()?;
-        let mut created = self.import_faqs_for(&who.org_id, &who.workspace_id, vec![draft]).await?;
-        created.pop().ok_or_else(|| EngineError::Internal("insert returned nothing".to_owned()))
+        let mut created = self
+            .import_faqs_for(&who.org_id, &who.workspace_id, vec![draft])
+            .await?;
+        created
+            .pop()
+            .ok_or_else(|| EngineError::Internal("insert returned nothing".to_owned()))
     }
 
     /// Inserts all entries or none; the error names the first bad entry.
@@ -244,41 +304,72 @@ impl Engine {
         if drafts.len() > validate::FAQ_IMPORT_MAX_ENTRIES {
             return Err(EngineError::validation(
                 "entries",
-                format!("at most {} entries per import", validate::FAQ_IMPORT_MAX_ENTRIES),
+                format!(
+                    "at most {} entries per import",
+                    validate::FAQ_IMPORT_MAX_ENTRIES
+                ),
             ));
         }
         for (i, draft) in drafts.iter().enumerate() {
             validate::faq(draft).map_err(|e| {
                 let many = drafts.len() > 1;
-                let message = if many { format!("entry {}: {}", i + 1, e.message) } else { e.message.clone() };
+                let message = if many {
+                    format!("entry {}: {}", i + 1, e.message)
+                } else {
+                    e.message.clone()
+                };
                 EngineError::validation(e.field, message)
             })?;
         }
-        let entries: Vec<FaqEntry> = drafts.into_iter().map(|d| faq_from_draft(org, ws, d)).collect();
+        let entries: Vec<FaqEntry> = drafts
+            .into_iter()
+            .map(|d| faq_from_draft(org, ws, d))
+            .collect();
         self.inner.store.insert_faqs(&entries).await?;
         Ok(entries)
     }
 
-    pub async fn import_faqs(&self, who: &Principal, drafts: Vec<FaqDraft>) -> Result<Vec<FaqEntry>, EngineError> {
+    pub async fn import_faqs(
+        &self,
+        who: &Principal,
+        drafts: Vec<FaqDraft>,
+    ) -> Result<Vec<FaqEntry>, EngineError> {
         who.require_api_key()?;
-        self.import_faqs_for(&who.org_id, &who.workspace_id, drafts).await
+        self.import_faqs_for(&who.org_id, &who.workspace_id, drafts)
+            .await
     }
 
     pub async fn get_faq(&self, who: &Principal, id: &str) -> Result<FaqEntry, EngineError> {
         who.require_api_key()?;
         let id = FaqId::parse(id).map_err(|_| EngineError::NotFound("faq entry"))?;
-        self.inner.store.get_faq(&who.org_id, &id).await?.ok_or(EngineError::NotFound("faq entry"))
+        self.inner
+            .store
+            .get_faq(&who.org_id, &id)
+            .await?
+            .ok_or(EngineError::NotFound("faq entry"))
     }
 
-    pub async fn list_faqs(&self, who: &Principal, cursor: &Cursor) -> Result<Page<FaqEntry>, EngineError> {
+    pub async fn list_faqs(
+        &self,
+        who: &Principal,
+        cursor: &Cursor,
+    ) -> Result<Page<FaqEntry>, EngineError> {
         who.require_api_key()?;
         let limit = cursor.limit()?;
-        let page = PageRequest { limit: limit + 1, after_id: cursor.after_id(FaqId::parse)? };
+        let page = PageRequest {
+            limit: limit + 1,
+            after_id: cursor.after_id(FaqId::parse)?,
+        };
         let rows = self.inner.store.list_faqs(&who.org_id, &page).await?;
         Ok(Page::from_rows(rows, limit, |f| f.id.to_string()))
     }
 
-    pub async fn update_faq(&self, who: &Principal, id: &str, draft: FaqDraft) -> Result<FaqEntry, EngineError> {
+    pub async fn update_faq(
+        &self,
+        who: &Principal,
+        id: &str,
+        draft: FaqDraft,
+    ) -> Result<FaqEntry, EngineError> {
         who.require_api_key()?;
         let id = FaqId::parse(id).map_err(|_| EngineError::NotFound("faq entry"))?;
         validate::faq(&draft)?;

@@ -48,7 +48,10 @@ pub enum TurnEvent {
     Delta(String),
     Completed(Box<TurnOutcome>),
     /// Generation failed; what was stored (if anything) is in the outcome.
-    Failed { error: EngineError, outcome: Option<Box<TurnOutcome>> },
+    Failed {
+        error: EngineError,
+        outcome: Option<Box<TurnOutcome>>,
+    },
 }
 
 /// The persisted result of a turn.
@@ -98,18 +101,30 @@ struct Prepared {
 impl Engine {
     /// Validates and starts a turn. Errors here are client errors or storage
     /// failures; once this returns, the outcome arrives as events.
-    pub async fn start_turn(&self, who: &Principal, session: &str, req: TurnRequest) -> Result<Turn, EngineError> {
+    pub async fn start_turn(
+        &self,
+        who: &Principal,
+        session: &str,
+        req: TurnRequest,
+    ) -> Result<Turn, EngineError> {
         if self.inner.turns.is_closed() {
             return Err(EngineError::ShuttingDown);
         }
         let prepared = self.prepare(who, session, req).await?;
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let engine = self.clone();
-        self.inner.turns.spawn(async move { engine.run(prepared, tx).await });
+        self.inner
+            .turns
+            .spawn(async move { engine.run(prepared, tx).await });
         Ok(Turn { events: rx })
     }
 
-    async fn prepare(&self, who: &Principal, session: &str, req: TurnRequest) -> Result<Prepared, EngineError> {
+    async fn prepare(
+        &self,
+        who: &Principal,
+        session: &str,
+        req: TurnRequest,
+    ) -> Result<Prepared, EngineError> {
         validate::user_text(&req.user_text)?;
         if let Some(t) = req.temperature {
             validate::temperature("temperature", t)?;
@@ -124,7 +139,10 @@ impl Engine {
         }
         validate::guardrails("extraGuardrails", &req.extra_guardrails)?;
         if req.tool_names.len() > validate::TOOL_NAMES_MAX {
-            return Err(EngineError::validation("toolNames", format!("at most {} tools", validate::TOOL_NAMES_MAX)));
+            return Err(EngineError::validation(
+                "toolNames",
+                format!("at most {} tools", validate::TOOL_NAMES_MAX),
+            ));
         }
         // No tools are registered yet, so any named tool is unknown.
         if let Some(tool) = req.tool_names.first() {
@@ -144,19 +162,29 @@ impl Engine {
         let persona = store
             .get_persona(&session.org_id, &session.persona_id)
             .await?
-            .ok_or_else(|| EngineError::Internal(format!("session {} has no persona", session.id)))?;
-        let model_id = req.model_id.clone().unwrap_or_else(|| persona.model_id.clone());
+            .ok_or_else(|| {
+                EngineError::Internal(format!("session {} has no persona", session.id))
+            })?;
+        let model_id = req
+            .model_id
+            .clone()
+            .unwrap_or_else(|| persona.model_id.clone());
         let model = self
             .inner
             .models
             .get(&model_id)
             .cloned()
             .ok_or_else(|| EngineError::UnknownModel(model_id.clone()))?;
-        let max_output = req.max_output_tokens.unwrap_or(i64::from(persona.max_output_tokens));
+        let max_output = req
+            .max_output_tokens
+            .unwrap_or(i64::from(persona.max_output_tokens));
         if max_output > i64::from(model.max_output_tokens) {
             return Err(EngineError::validation(
                 "maxOutputTokens",
-                format!("model `{}` produces at most {} tokens", model.id, model.max_output_tokens),
+                format!(
+                    "model `{}` produces at most {} tokens",
+                    model.id, model.max_output_tokens
+                ),
             ));
         }
 
@@ -169,7 +197,8 @@ impl Engine {
             store.recent_messages(&session.id, history_limit),
             self.inner.faqs.index(store, &session.workspace_id)
         );
-        let retrieval = index?.retrieve(&req.user_text, RETRIEVAL_TOP_K, None, persona.faq_threshold);
+        let retrieval =
+            index?.retrieve(&req.user_text, RETRIEVAL_TOP_K, None, persona.faq_threshold);
 
         let mut messages = vec![ChatMessage {
             role: Role::System,
@@ -178,10 +207,19 @@ impl Engine {
         messages.extend(
             history?
                 .into_iter()
-                .filter(|m| m.status != MessageStatus::Failed && m.moderation_verdict != Verdict::Blocked.as_str())
-                .map(|m| ChatMessage { role: m.role, content: m.content }),
+                .filter(|m| {
+                    m.status != MessageStatus::Failed
+                        && m.moderation_verdict != Verdict::Blocked.as_str()
+                })
+                .map(|m| ChatMessage {
+                    role: m.role,
+                    content: m.content,
+                }),
         );
-        messages.push(ChatMessage { role: Role::User, content: input.text.clone() });
+        messages.push(ChatMessage {
+            role: Role::User,
+            content: input.text.clone(),
+        });
 
         let request = ModelRequest {
             messages,
@@ -190,7 +228,15 @@ impl Engine {
             retrieval: Some(retrieval),
             fallback_reply: persona.fallback_reply.clone(),
         };
-        Ok(Prepared { session, persona, model, request, user_text: req.user_text, policy, input })
+        Ok(Prepared {
+            session,
+            persona,
+            model,
+            request,
+            user_text: req.user_text,
+            policy,
+            input,
+        })
     }
 
     async fn run(self, p: Prepared, tx: mpsc::Sender<TurnEvent>) {
@@ -228,13 +274,24 @@ impl Engine {
         let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
 
         let output = if p.input.verdict == Verdict::Blocked {
-            Assessment { verdict: Verdict::Blocked, text: generation.text.clone(), categories: p.input.categories.clone() }
+            Assessment {
+                verdict: Verdict::Blocked,
+                text: generation.text.clone(),
+                categories: p.input.categories.clone(),
+            }
         } else {
             self.inner.guard.check_output(&generation.text, &p.policy)
         };
-        let drift = self.inner.guard.drift(&p.persona.system_prompt, &p.user_text, &output.text);
+        let drift = self
+            .inner
+            .guard
+            .drift(&p.persona.system_prompt, &p.user_text, &output.text);
         let usage = generation.usage.clone().unwrap_or_else(|| Usage {
-            input_tokens: if p.input.verdict == Verdict::Blocked { 0 } else { tokens::count_messages(&p.request.messages) },
+            input_tokens: if p.input.verdict == Verdict::Blocked {
+                0
+            } else {
+                tokens::count_messages(&p.request.messages)
+            },
             output_tokens: tokens::count(&generation.text),
             estimated: true,
         });
@@ -243,7 +300,14 @@ impl Engine {
         let user_message = match user_insert.await {
             Ok(Ok((message, _))) => message,
             Ok(Err(e)) => return fail(&tx, e.into(), None).await,
-            Err(e) => return fail(&tx, EngineError::Internal(format!("user message task: {e}")), None).await,
+            Err(e) => {
+                return fail(
+                    &tx,
+                    EngineError::Internal(format!("user message task: {e}")),
+                    None,
+                )
+                .await
+            }
         };
         let assistant = NewMessage {
             id: MessageId::generate(),
@@ -267,19 +331,35 @@ impl Engine {
             Ok(stored) => stored,
             Err(e) => return fail(&tx, e.into(), None).await,
         };
-        let outcome = Box::new(TurnOutcome { user_message, assistant_message, session, retrieval });
+        let outcome = Box::new(TurnOutcome {
+            user_message,
+            assistant_message,
+            session,
+            retrieval,
+        });
         let event = match generation.error {
-            Some(error) => TurnEvent::Failed { error, outcome: Some(outcome) },
+            Some(error) => TurnEvent::Failed {
+                error,
+                outcome: Some(outcome),
+            },
             None if status == MessageStatus::Complete => TurnEvent::Completed(outcome),
             // Cut short by shutdown (a gone client reads nothing more).
-            None => TurnEvent::Failed { error: EngineError::ShuttingDown, outcome: Some(outcome) },
+            None => TurnEvent::Failed {
+                error: EngineError::ShuttingDown,
+                outcome: Some(outcome),
+            },
         };
         let _ = tx.send(event).await;
     }
 
     /// Streams the model into `tx` until it ends, fails, the client goes away
     /// or shutdown cancels it. Dropping the model stream cancels upstream work.
-    async fn generate(&self, model: &ModelEntry, request: ModelRequest, tx: &mpsc::Sender<TurnEvent>) -> Generation {
+    async fn generate(
+        &self,
+        model: &ModelEntry,
+        request: ModelRequest,
+        tx: &mpsc::Sender<TurnEvent>,
+    ) -> Generation {
         let mut out = Generation::default();
         let mut stream = model.model.stream(request);
         loop {
@@ -305,7 +385,11 @@ impl Engine {
                 Some(Ok(ModelEvent::Done { .. })) => {}
                 Some(Err(e)) => {
                     tracing::warn!(model = %model.id, error = %e, "model stream failed");
-                    out.status = if out.text.is_empty() { MessageStatus::Failed } else { MessageStatus::Partial };
+                    out.status = if out.text.is_empty() {
+                        MessageStatus::Failed
+                    } else {
+                        MessageStatus::Partial
+                    };
                     out.error = Some(EngineError::Upstream(e.to_string()));
                     break;
                 }
@@ -324,7 +408,12 @@ struct Generation {
 
 impl Default for Generation {
     fn default() -> Self {
-        Self { text: String::new(), usage: None, status: MessageStatus::Complete, error: None }
+        Self {
+            text: String::new(),
+            usage: None,
+            status: MessageStatus::Complete,
+            error: None,
+        }
     }
 }
 
@@ -352,4 +441,3 @@ fn system_prompt(persona: &Persona, policy: &GuardPolicy, memory_digest: Option<
     }
     prompt
 }
-

@@ -38,7 +38,11 @@ pub struct Assessment {
 
 impl Assessment {
     pub fn allowed(text: &str) -> Self {
-        Self { verdict: Verdict::Allowed, text: text.to_owned(), categories: Vec::new() }
+        Self {
+            verdict: Verdict::Allowed,
+            text: text.to_owned(),
+            categories: Vec::new(),
+        }
     }
 }
 

@@ -23,8 +23,14 @@ type Result<T> = std::result::Result<T, ApiError>;
     ),
     security(("bearer" = []))
 )]
-pub async fn create_faq(state: web::Data<AppState>, Auth(who): Auth, Json(body): Json<FaqRequest>) -> Result<HttpResponse> {
-    let entry = state.run(move |e| async move { e.create_faq(&who, body.into()).await }).await?;
+pub async fn create_faq(
+    state: web::Data<AppState>,
+    Auth(who): Auth,
+    Json(body): Json<FaqRequest>,
+) -> Result<HttpResponse> {
+    let entry = state
+        .run(move |e| async move { e.create_faq(&who, body.into()).await })
+        .await?;
     Ok(HttpResponse::Created().json(FaqDto::from(entry)))
 }
 
@@ -54,7 +60,11 @@ pub async fn import_faqs(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse> {
-    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let format = if content_type.contains("csv") {
         ImportFormat::Csv
     } else if content_type.contains("json") {
@@ -63,7 +73,9 @@ pub async fn import_faqs(
         ImportFormat::detect(None, &body)
     };
     let drafts = format.parse(&body)?;
-    let entries = state.run(move |e| async move { e.import_faqs(&who, drafts).await }).await?;
+    let entries = state
+        .run(move |e| async move { e.import_faqs(&who, drafts).await })
+        .await?;
     Ok(HttpResponse::Created().json(FaqImportResponse {
         imported: entries.len(),
         items: entries.into_iter().map(FaqDto::from).collect(),
@@ -82,8 +94,14 @@ pub async fn import_faqs(
     ),
     security(("bearer" = []))
 )]
-pub async fn list_faqs(state: web::Data<AppState>, Auth(who): Auth, params: web::Query<PageParams>) -> Result<HttpResponse> {
-    let page = state.run(move |e| async move { e.list_faqs(&who, &params.into_inner().into()).await }).await?;
+pub async fn list_faqs(
+    state: web::Data<AppState>,
+    Auth(who): Auth,
+    params: web::Query<PageParams>,
+) -> Result<HttpResponse> {
+    let page = state
+        .run(move |e| async move { e.list_faqs(&who, &params.into_inner().into()).await })
+        .await?;
     Ok(HttpResponse::Ok().json(FaqPage::from(page)))
 }
 
@@ -99,8 +117,16 @@ pub async fn list_faqs(state: web::Data<AppState>, Auth(who): Auth, params: web:
     ),
     security(("bearer" = []))
 )]
-pub async fn get_faq(state: web::Data<AppState>, Auth(who): Auth, id: web::Path<String>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(FaqDto::from(state.run(move |e| async move { e.get_faq(&who, &id).await }).await?)))
+pub async fn get_faq(
+    state: web::Data<AppState>,
+    Auth(who): Auth,
+    id: web::Path<String>,
+) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(FaqDto::from(
+        state
+            .run(move |e| async move { e.get_faq(&who, &id).await })
+            .await?,
+    )))
 }
 
 /// Replace an FAQ entry. Every server process answers from the new text at once.
@@ -123,7 +149,11 @@ pub async fn update_faq(
     id: web::Path<String>,
     Json(body): Json<FaqRequest>,
 ) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(FaqDto::from(state.run(move |e| async move { e.update_faq(&who, &id, body.into()).await }).await?)))
+    Ok(HttpResponse::Ok().json(FaqDto::from(
+        state
+            .run(move |e| async move { e.update_faq(&who, &id, body.into()).await })
+            .await?,
+    )))
 }
 
 /// Delete an FAQ entry.
@@ -138,18 +168,28 @@ pub async fn update_faq(
     ),
     security(("bearer" = []))
 )]
-pub async fn delete_faq(state: web::Data<AppState>, Auth(who): Auth, id: web::Path<String>) -> Result<HttpResponse> {
-    state.run(move |e| async move { e.delete_faq(&who, &id).await }).await?;
+pub async fn delete_faq(
+    state: web::Data<AppState>,
+    Auth(who): Auth,
+    id: web::Path<String>,
+) -> Result<HttpResponse> {
+    state
+        .run(move |e| async move { e.delete_faq(&who, &id).await })
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v1/faqs").route(web::post().to(create_faq)).route(web::get().to(list_faqs)))
-        .service(web::resource("/v1/faqs/import").route(web::post().to(import_faqs)))
-        .service(
-            web::resource("/v1/faqs/{id}")
-                .route(web::get().to(get_faq))
-                .route(web::put().to(update_faq))
-                .route(web::delete().to(delete_faq)),
-        );
+    cfg.service(
+        web::resource("/v1/faqs")
+            .route(web::post().to(create_faq))
+            .route(web::get().to(list_faqs)),
+    )
+    .service(web::resource("/v1/faqs/import").route(web::post().to(import_faqs)))
+    .service(
+        web::resource("/v1/faqs/{id}")
+            .route(web::get().to(get_faq))
+            .route(web::put().to(update_faq))
+            .route(web::delete().to(delete_faq)),
+    );
 }

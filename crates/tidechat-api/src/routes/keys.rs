@@ -20,8 +20,14 @@ type Result<T> = std::result::Result<T, ApiError>;
     ),
     security(("bearer" = []))
 )]
-pub async fn create_key(state: web::Data<AppState>, Auth(who): Auth, OptionalJson(body): OptionalJson<CreateKeyRequest>) -> Result<HttpResponse> {
-    let created = state.run(move |e| async move { e.create_key(&who, body.name.as_deref()).await }).await?;
+pub async fn create_key(
+    state: web::Data<AppState>,
+    Auth(who): Auth,
+    OptionalJson(body): OptionalJson<CreateKeyRequest>,
+) -> Result<HttpResponse> {
+    let created = state
+        .run(move |e| async move { e.create_key(&who, body.name.as_deref()).await })
+        .await?;
     let k = created.key;
     Ok(HttpResponse::Created().json(CreatedKeyDto {
         key_id: k.id.into_string(),
@@ -44,8 +50,12 @@ pub async fn create_key(state: web::Data<AppState>, Auth(who): Auth, OptionalJso
     security(("bearer" = []))
 )]
 pub async fn list_keys(state: web::Data<AppState>, Auth(who): Auth) -> Result<HttpResponse> {
-    let keys = state.run(move |e| async move { e.list_keys(&who).await }).await?;
-    Ok(HttpResponse::Ok().json(ApiKeyList { items: keys.into_iter().map(ApiKeyDto::from).collect() }))
+    let keys = state
+        .run(move |e| async move { e.list_keys(&who).await })
+        .await?;
+    Ok(HttpResponse::Ok().json(ApiKeyList {
+        items: keys.into_iter().map(ApiKeyDto::from).collect(),
+    }))
 }
 
 /// Revoke an API key: it is refused (401) from the next request on.
@@ -60,12 +70,22 @@ pub async fn list_keys(state: web::Data<AppState>, Auth(who): Auth) -> Result<Ht
     ),
     security(("bearer" = []))
 )]
-pub async fn revoke_key(state: web::Data<AppState>, Auth(who): Auth, id: web::Path<String>) -> Result<HttpResponse> {
-    let key = state.run(move |e| async move { e.revoke_key(&who, &id).await }).await?;
+pub async fn revoke_key(
+    state: web::Data<AppState>,
+    Auth(who): Auth,
+    id: web::Path<String>,
+) -> Result<HttpResponse> {
+    let key = state
+        .run(move |e| async move { e.revoke_key(&who, &id).await })
+        .await?;
     Ok(HttpResponse::Ok().json(ApiKeyDto::from(key)))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v1/api-keys").route(web::post().to(create_key)).route(web::get().to(list_keys)))
-        .service(web::resource("/v1/api-keys/{id}").route(web::delete().to(revoke_key)));
+    cfg.service(
+        web::resource("/v1/api-keys")
+            .route(web::post().to(create_key))
+            .route(web::get().to(list_keys)),
+    )
+    .service(web::resource("/v1/api-keys/{id}").route(web::delete().to(revoke_key)));
 }

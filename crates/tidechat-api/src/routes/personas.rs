@@ -22,7 +22,10 @@ pub struct PageParams {
 
 impl From<PageParams> for Cursor {
     fn from(p: PageParams) -> Self {
-        Cursor { limit: p.limit, cursor: p.cursor }
+        Cursor {
+            limit: p.limit,
+            cursor: p.cursor,
+        }
     }
 }
 
@@ -38,8 +41,14 @@ impl From<PageParams> for Cursor {
     ),
     security(("bearer" = []))
 )]
-pub async fn create_persona(state: web::Data<AppState>, Auth(who): Auth, Json(body): Json<PersonaRequest>) -> Result<HttpResponse> {
-    let persona = state.run(move |e| async move { e.create_persona(&who, body.into()).await }).await?;
+pub async fn create_persona(
+    state: web::Data<AppState>,
+    Auth(who): Auth,
+    Json(body): Json<PersonaRequest>,
+) -> Result<HttpResponse> {
+    let persona = state
+        .run(move |e| async move { e.create_persona(&who, body.into()).await })
+        .await?;
     Ok(HttpResponse::Created().json(PersonaDto::from(persona)))
 }
 
@@ -55,8 +64,14 @@ pub async fn create_persona(state: web::Data<AppState>, Auth(who): Auth, Json(bo
     ),
     security(("bearer" = []))
 )]
-pub async fn list_personas(state: web::Data<AppState>, Auth(who): Auth, params: web::Query<PageParams>) -> Result<HttpResponse> {
-    let page = state.run(move |e| async move { e.list_personas(&who, &params.into_inner().into()).await }).await?;
+pub async fn list_personas(
+    state: web::Data<AppState>,
+    Auth(who): Auth,
+    params: web::Query<PageParams>,
+) -> Result<HttpResponse> {
+    let page = state
+        .run(move |e| async move { e.list_personas(&who, &params.into_inner().into()).await })
+        .await?;
     Ok(HttpResponse::Ok().json(PersonaPage::from(page)))
 }
 
@@ -72,8 +87,16 @@ pub async fn list_personas(state: web::Data<AppState>, Auth(who): Auth, params: 
     ),
     security(("bearer" = []))
 )]
-pub async fn get_persona(state: web::Data<AppState>, Auth(who): Auth, id: web::Path<String>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(PersonaDto::from(state.run(move |e| async move { e.get_persona(&who, &id).await }).await?)))
+pub async fn get_persona(
+    state: web::Data<AppState>,
+    Auth(who): Auth,
+    id: web::Path<String>,
+) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(PersonaDto::from(
+        state
+            .run(move |e| async move { e.get_persona(&who, &id).await })
+            .await?,
+    )))
 }
 
 /// Replace a persona.
@@ -96,7 +119,9 @@ pub async fn update_persona(
     id: web::Path<String>,
     Json(body): Json<PersonaRequest>,
 ) -> Result<HttpResponse> {
-    let persona = state.run(move |e| async move { e.update_persona(&who, &id, body.into()).await }).await?;
+    let persona = state
+        .run(move |e| async move { e.update_persona(&who, &id, body.into()).await })
+        .await?;
     Ok(HttpResponse::Ok().json(PersonaDto::from(persona)))
 }
 
@@ -113,14 +138,22 @@ pub async fn update_persona(
     ),
     security(("bearer" = []))
 )]
-pub async fn delete_persona(state: web::Data<AppState>, Auth(who): Auth, id: web::Path<String>) -> Result<HttpResponse> {
-    state.run(move |e| async move { e.delete_persona(&who, &id).await }).await?;
+pub async fn delete_persona(
+    state: web::Data<AppState>,
+    Auth(who): Auth,
+    id: web::Path<String>,
+) -> Result<HttpResponse> {
+    state
+        .run(move |e| async move { e.delete_persona(&who, &id).await })
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/v1/personas").route(web::post().to(create_persona)).route(web::get().to(list_personas)),
+        web::resource("/v1/personas")
+            .route(web::post().to(create_persona))
+            .route(web::get().to(list_personas)),
     )
     .service(
         web::resource("/v1/personas/{id}")

@@ -59,7 +59,12 @@ pub async fn create_session(
         .engine
         .create_session(
             &who,
-            NewSession { persona_id: body.persona_id, user_id: body.user_id, title: body.title, metadata: body.metadata },
+            NewSession {
+                persona_id: body.persona_id,
+                user_id: body.user_id,
+                title: body.title,
+                metadata: body.metadata,
+            },
         )
         .await?;
     Ok(HttpResponse::Created().json(SessionDto::from(session)))
@@ -83,8 +88,17 @@ pub async fn list_sessions(
     params: web::Query<ListSessionsParams>,
 ) -> Result<HttpResponse> {
     let p = params.into_inner();
-    let query = SessionQuery { user_id: p.user_id, status: p.status, page: Cursor { limit: p.limit, cursor: p.cursor } };
-    let page = state.run(move |e| async move { e.list_sessions(&who, &query).await }).await?;
+    let query = SessionQuery {
+        user_id: p.user_id,
+        status: p.status,
+        page: Cursor {
+            limit: p.limit,
+            cursor: p.cursor,
+        },
+    };
+    let page = state
+        .run(move |e| async move { e.list_sessions(&who, &query).await })
+        .await?;
     Ok(HttpResponse::Ok().json(SessionPage::from(page)))
 }
 
@@ -100,8 +114,14 @@ pub async fn list_sessions(
     ),
     security(("bearer" = []))
 )]
-pub async fn get_session(state: web::Data<AppState>, Auth(who): Auth, id: web::Path<String>) -> Result<HttpResponse> {
-    let session = state.run(move |e| async move { e.get_session(&who, &id).await }).await?;
+pub async fn get_session(
+    state: web::Data<AppState>,
+    Auth(who): Auth,
+    id: web::Path<String>,
+) -> Result<HttpResponse> {
+    let session = state
+        .run(move |e| async move { e.get_session(&who, &id).await })
+        .await?;
     Ok(HttpResponse::Ok().json(SessionDto::from(session)))
 }
 
@@ -118,8 +138,14 @@ pub async fn get_session(state: web::Data<AppState>, Auth(who): Auth, id: web::P
     ),
     security(("bearer" = []))
 )]
-pub async fn end_session(state: web::Data<AppState>, Auth(who): Auth, id: web::Path<String>) -> Result<HttpResponse> {
-    let session = state.run(move |e| async move { e.end_session(&who, &id).await }).await?;
+pub async fn end_session(
+    state: web::Data<AppState>,
+    Auth(who): Auth,
+    id: web::Path<String>,
+) -> Result<HttpResponse> {
+    let session = state
+        .run(move |e| async move { e.end_session(&who, &id).await })
+        .await?;
     Ok(HttpResponse::Ok().json(SessionDto::from(session)))
 }
 
@@ -135,8 +161,14 @@ pub async fn end_session(state: web::Data<AppState>, Auth(who): Auth, id: web::P
     ),
     security(("bearer" = []))
 )]
-pub async fn archive_session(state: web::Data<AppState>, Auth(who): Auth, id: web::Path<String>) -> Result<HttpResponse> {
-    let session = state.run(move |e| async move { e.archive_session(&who, &id).await }).await?;
+pub async fn archive_session(
+    state: web::Data<AppState>,
+    Auth(who): Auth,
+    id: web::Path<String>,
+) -> Result<HttpResponse> {
+    let session = state
+        .run(move |e| async move { e.archive_session(&who, &id).await })
+        .await?;
     Ok(HttpResponse::Ok().json(SessionDto::from(session)))
 }
 
@@ -162,8 +194,13 @@ pub async fn create_token(
     OptionalJson(body): OptionalJson<TokenRequest>,
 ) -> Result<HttpResponse> {
     let ttl = body.ttl_seconds;
-    let token = state.run(move |e| async move { e.mint_session_token(&who, &id, ttl).await }).await?;
-    Ok(HttpResponse::Created().json(TokenResponse { token: token.token, expires_at: timestamp(&token.expires_at) }))
+    let token = state
+        .run(move |e| async move { e.mint_session_token(&who, &id, ttl).await })
+        .await?;
+    Ok(HttpResponse::Created().json(TokenResponse {
+        token: token.token,
+        expires_at: timestamp(&token.expires_at),
+    }))
 }
 
 /// Append a user turn and produce an assistant reply.
@@ -216,7 +253,9 @@ pub async fn send_message(
         memory_digest: body.memory_digest,
         extra_guardrails: body.extra_guardrails,
     };
-    let turn = state.run(move |e| async move { e.start_turn(&who, &id, request).await }).await?;
+    let turn = state
+        .run(move |e| async move { e.start_turn(&who, &id, request).await })
+        .await?;
     if stream {
         return Ok(HttpResponse::Ok()
             .content_type("text/event-stream")
@@ -248,8 +287,16 @@ pub async fn list_messages(
     params: web::Query<ListMessagesParams>,
 ) -> Result<HttpResponse> {
     let p = params.into_inner();
-    let query = MessageQuery { order: p.order, page: Cursor { limit: p.limit, cursor: p.cursor } };
-    let page = state.run(move |e| async move { e.list_messages(&who, &id, &query).await }).await?;
+    let query = MessageQuery {
+        order: p.order,
+        page: Cursor {
+            limit: p.limit,
+            cursor: p.cursor,
+        },
+    };
+    let page = state
+        .run(move |e| async move { e.list_messages(&who, &id, &query).await })
+        .await?;
     Ok(HttpResponse::Ok().json(MessagePage::from(page)))
 }
 

@@ -8,7 +8,9 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/healthz", tag = "system", operation_id = "healthz",
     responses((status = 200, description = "Alive", body = Health)))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(Health { status: "ok".to_owned() })
+    HttpResponse::Ok().json(Health {
+        status: "ok".to_owned(),
+    })
 }
 
 /// Readiness: the database answers.
@@ -19,7 +21,9 @@ pub async fn healthz() -> HttpResponse {
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let engine = state.engine.clone();
-    let ping = state.runtime.spawn(async move { engine.store().ping().await });
+    let ping = state
+        .runtime
+        .spawn(async move { engine.store().ping().await });
     if !matches!(ping.await, Ok(Ok(()))) {
         tracing::warn!("readiness check failed: the database does not answer");
         return Err(ApiError::new(
@@ -28,14 +32,18 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             "the database is unreachable",
         ));
     }
-    Ok(HttpResponse::Ok().json(Health { status: "ready".to_owned() }))
+    Ok(HttpResponse::Ok().json(Health {
+        status: "ready".to_owned(),
+    }))
 }
 
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "system", operation_id = "getOpenApi",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
 pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(crate::openapi::json())
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(crate::openapi::json())
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

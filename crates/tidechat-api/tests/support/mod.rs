@@ -12,7 +12,9 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use serde_json::{json, Value};
 use tidechat_domain::{FaqDraft, Message, OrgId, SessionId};
 use tidechat_engine::{Engine, EngineConfig};
-use tidechat_llm::{ChatModel, LlmError, ModelEntry, ModelEvent, ModelRegistry, ModelRequest, Pricing, Usage};
+use tidechat_llm::{
+    ChatModel, LlmError, ModelEntry, ModelEvent, ModelRegistry, ModelRequest, Pricing, Usage,
+};
 use tidechat_store::testing::TestDb;
 
 pub const SLOW_WORDS: usize = 200;
@@ -54,18 +56,28 @@ impl ChatModel for SlowModel {
         let flag = DropFlag(self.dropped.clone());
         let (words, pause) = (self.words, self.pause);
         let counter = Arc::new(AtomicUsize::new(0));
-        stream::unfold((0usize, flag, counter), move |(i, flag, counter)| async move {
-            if i > words {
-                return None;
-            }
-            if i == words {
-                let usage = Usage { input_tokens: 10, output_tokens: words as u64, estimated: false };
-                return Some((Ok(ModelEvent::Usage(usage)), (i + 1, flag, counter)));
-            }
-            tokio::time::sleep(pause).await;
-            counter.fetch_add(1, Ordering::SeqCst);
-            Some((Ok(ModelEvent::Delta(format!("word{i} "))), (i + 1, flag, counter)))
-        })
+        stream::unfold(
+            (0usize, flag, counter),
+            move |(i, flag, counter)| async move {
+                if i > words {
+                    return None;
+                }
+                if i == words {
+                    let usage = Usage {
+                        input_tokens: 10,
+                        output_tokens: words as u64,
+                        estimated: false,
+                    };
+                    return Some((Ok(ModelEvent::Usage(usage)), (i + 1, flag, counter)));
+                }
+                tokio::time::sleep(pause).await;
+                counter.fetch_add(1, Ordering::SeqCst);
+                Some((
+                    Ok(ModelEvent::Delta(format!("word{i} "))),
+                    (i + 1, flag, counter),
+                ))
+            },
+        )
         .boxed()
     }
 }
@@ -80,20 +92,44 @@ impl ChatModel for EchoContext {
             .map(|m| format!("{}:{}", m.role.as_str(), m.content.replace('\n', " | ")))
             .collect::<Vec<_>>()
             .join("\n");
-        stream::iter(vec![Ok(ModelEvent::Delta(text)), Ok(ModelEvent::Done { finish_reason: "stop".into() })]).boxed()
+        stream::iter(vec![
+            Ok(ModelEvent::Delta(text)),
+            Ok(ModelEvent::Done {
+                finish_reason: "stop".into(),
+            }),
+        ])
+        .boxed()
     }
 }
 
 fn entry(id: &str, model: Arc<dyn ChatModel>) -> ModelEntry {
-    ModelEntry { id: id.to_owned(), model, pricing: Pricing::new(1.0, 2.0), context_window: 100_000, max_output_tokens: 4096 }
+    ModelEntry {
+        id: id.to_owned(),
+        model,
+        pricing: Pricing::new(1.0, 2.0),
+        context_window: 100_000,
+        max_output_tokens: 4096,
+    }
 }
 
 const FAQ: &[(&str, &str)] = &[
-    ("How do I reset my password?", "Use the reset link on the sign-in page."),
-    ("What payment methods do you accept?", "We accept Visa, Mastercard and PayPal."),
+    (
+        "How do I reset my password?",
+        "Use the reset link on the sign-in page.",
+    ),
+    (
+        "What payment methods do you accept?",
+        "We accept Visa, Mastercard and PayPal.",
+    ),
     ("Do you offer refunds?", "Yes, within 14 days of purchase."),
-    ("Where can I download my invoices?", "Under Settings, Billing, Invoices."),
-    ("비밀번호를 어떻게 재설정하나요?", "로그인 페이지에서 비밀번호 재설정 링크를 사용하세요."),
+    (
+        "Where can I download my invoices?",
+        "Under Settings, Billing, Invoices.",
+    ),
+    (
+        "비밀번호를 어떻게 재설정하나요?",
+        "로그인 페이지에서 비밀번호 재설정 링크를 사용하세요.",
+    ),
 ];
 
 impl TestApp {
@@ -110,22 +146,43 @@ impl TestApp {
         let mut models = ModelRegistry::builtin();
         models.insert(entry(
             "slow",
-            Arc::new(SlowModel { words: SLOW_WORDS, pause: Duration::from_millis(25), dropped: slow_dropped.clone() }),
+            Arc::new(SlowModel {
+                words: SLOW_WORDS,
+                pause: Duration::from_millis(25),
+                dropped: slow_dropped.clone(),
+            }),
         ));
         models.insert(entry(
             "slow-short",
-            Arc::new(SlowModel { words: 10, pause: Duration::from_millis(150), dropped: Arc::new(AtomicBool::new(false)) }),
+            Arc::new(SlowModel {
+                words: 10,
+                pause: Duration::from_millis(150),
+                dropped: Arc::new(AtomicBool::new(false)),
+            }),
         ));
         models.insert(entry("echo-context", Arc::new(EchoContext)));
-        let engine = Engine::new(db.store.clone(), models, Arc::new(tidechat_guard::PassThrough), EngineConfig::default())
-            .await
-            .expect("engine");
+        let engine = Engine::new(
+            db.store.clone(),
+            models,
+            Arc::new(tidechat_guard::PassThrough),
+            EngineConfig::default(),
+        )
+        .await
+        .expect("engine");
         let bundle = engine.create_org("Acme").await.expect("org");
         let drafts = FAQ
             .iter()
-            .map(|(q, a)| FaqDraft { question: (*q).into(), answer: (*a).into(), organization_id: None, tags: vec![] })
+            .map(|(q, a)| FaqDraft {
+                question: (*q).into(),
+                answer: (*a).into(),
+                organization_id: None,
+                tags: vec![],
+            })
             .collect();
-        engine.import_faqs_for(&bundle.org.id, &bundle.workspace.id, drafts).await.expect("faq");
+        engine
+            .import_faqs_for(&bundle.org.id, &bundle.workspace.id, drafts)
+            .await
+            .expect("faq");
 
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -171,22 +228,29 @@ impl TestApp {
     }
 
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, self.url(path)).bearer_auth(&self.key)
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(&self.key)
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
         let res = req.send().await.expect("request");
         let status = res.status().as_u16();
         let text = res.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.request(reqwest::Method::POST, path).json(&body)).await
+        self.send(self.request(reqwest::Method::POST, path).json(&body))
+            .await
     }
 
     pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.request(reqwest::Method::PUT, path).json(&body)).await
+        self.send(self.request(reqwest::Method::PUT, path).json(&body))
+            .await
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -207,8 +271,13 @@ impl TestApp {
     /// Waits until the session's assistant reply is stored.
     pub async fn wait_for_reply(&self, session: &str) -> Value {
         for _ in 0..200 {
-            let (_, page) = self.get(&format!("/v1/chat/sessions/{session}/messages")).await;
-            if let Some(reply) = page["items"].as_array().and_then(|i| i.iter().find(|m| m["role"] == "assistant")) {
+            let (_, page) = self
+                .get(&format!("/v1/chat/sessions/{session}/messages"))
+                .await;
+            if let Some(reply) = page["items"]
+                .as_array()
+                .and_then(|i| i.iter().find(|m| m["role"] == "assistant"))
+            {
                 return reply.clone();
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -249,8 +318,16 @@ impl TestApp {
     pub async fn stored_messages(&self, session: &str) -> Vec<Message> {
         let org = OrgId::parse(&self.org.org_id).expect("org");
         let session = SessionId::parse(session).expect("session");
-        let page = tidechat_store::MessagePage { limit: 100, order: tidechat_store::SortOrder::Asc, after_seq: None };
-        self.engine.store().list_messages(&org, &session, &page).await.expect("messages")
+        let page = tidechat_store::MessagePage {
+            limit: 100,
+            order: tidechat_store::SortOrder::Asc,
+            after_seq: None,
+        };
+        self.engine
+            .store()
+            .list_messages(&org, &session, &page)
+            .await
+            .expect("messages")
     }
 }
 
