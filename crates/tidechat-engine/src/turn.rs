@@ -200,10 +200,11 @@ impl Engine {
         let retrieval =
             index?.retrieve(&req.user_text, RETRIEVAL_TOP_K, None, persona.faq_threshold);
 
-        let mut messages = vec![ChatMessage {
-            role: Role::System,
-            content: system_prompt(&persona, &policy, req.memory_digest.as_deref()),
-        }];
+        let mut messages = vec![ChatMessage::system(system_prompt(
+            &persona,
+            &policy,
+            req.memory_digest.as_deref(),
+        ))];
         messages.extend(
             history?
                 .into_iter()
@@ -211,15 +212,9 @@ impl Engine {
                     m.status != MessageStatus::Failed
                         && m.moderation_verdict != Verdict::Blocked.as_str()
                 })
-                .map(|m| ChatMessage {
-                    role: m.role,
-                    content: m.content,
-                }),
+                .map(|m| ChatMessage::new(m.role, m.content)),
         );
-        messages.push(ChatMessage {
-            role: Role::User,
-            content: input.text.clone(),
-        });
+        messages.push(ChatMessage::user(input.text.clone()));
 
         let request = ModelRequest {
             messages,
