@@ -50,6 +50,7 @@ backends!(
     client_disconnect_stores_partial_reply,
     shutdown_lets_running_replies_finish,
     faq_changes_are_answered_at_once,
+    faq_changes_reach_every_process,
     faq_import_json_and_csv,
     personas_crud,
     history_is_sent_to_the_model,
@@ -938,6 +939,32 @@ async fn faq_changes_are_answered_at_once(app: TestApp) {
     );
     let (status, _) = app.get(&format!("/v1/faqs/{faq_id}")).await;
     assert_eq!(status, 404);
+}
+
+async fn faq_changes_reach_every_process(app: TestApp) {
+    let other = app.second_process().await;
+    let id = app.session().await;
+    let ask = || async {
+        let res = app
+            .client
+            .post(format!("{other}/v1/chat/sessions/{id}/messages"))
+            .bearer_auth(&app.key)
+            .json(&json!({"userText": "What are your opening hours?"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.unwrap();
+        body["assistantMessage"]["content"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // The second process has built and cached its index before the change.
+    assert_eq!(ask().await, tidechat_domain::PersonaDraft::DEFAULT_FALLBACK);
+    let (status, _) = app.post("/v1/faqs", json!({"question": "What are your opening hours?", "answer": "9 to 5, Monday to Friday."})).await;
+    assert_eq!(status, 201);
+    assert_eq!(ask().await, "9 to 5, Monday to Friday.");
 }
 
 async fn faq_import_json_and_csv(app: TestApp) {

@@ -212,6 +212,28 @@ impl TestApp {
         }
     }
 
+    /// Another tidechat process on the same database: its own store, engine
+    /// and HTTP server. Returns its base URL.
+    pub async fn second_process(&self) -> String {
+        let store = tidechat_store::Store::connect(&self._db.url, 4)
+            .await
+            .expect("store");
+        let engine = Engine::new(
+            store,
+            ModelRegistry::builtin(),
+            Arc::new(tidechat_guard::PassThrough),
+            EngineConfig::default(),
+        )
+        .await
+        .expect("engine");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let server = tidechat_api::server(engine, listener, tidechat_api::ServerOptions::default())
+            .expect("server");
+        tokio::spawn(server);
+        base
+    }
+
     /// A second organization on the same server.
     pub async fn other_org(&self) -> Org {
         let b = self.engine.create_org("Other").await.expect("org");

@@ -1,0 +1,32 @@
+# tidechat everyday recipes. `just --list` shows them.
+
+pg_url := env_var_or_default("TIDECHAT_TEST_POSTGRES_URL", "postgres://root@127.0.0.1:5432/postgres")
+
+# Run the server (SQLite in ./data, demo organization on first start).
+run *ARGS:
+    cargo run -p tidechat -- {{ARGS}}
+
+# Run every test on SQLite.
+test:
+    cargo test --workspace
+
+# Run every test on SQLite and PostgreSQL.
+test-pg:
+    TIDECHAT_TEST_POSTGRES_URL={{pg_url}} cargo test --workspace
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Lint like CI does.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Regenerate the committed OpenAPI document.
+openapi:
+    cargo run -q -p tidechat -- openapi > openapi/openapi.json
+
+# Everything CI runs.
+ci:
+    bash .ci/run
