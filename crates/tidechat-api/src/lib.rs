@@ -72,6 +72,7 @@ pub fn configure(
         routes::faqs::configure(cfg);
         routes::keys::configure(cfg);
         routes::system::configure(cfg);
+        routes::faq_chat::configure(cfg);
         cfg.route(
             "/docs",
             web::get().to(|| async {

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto::*;
 use crate::error::{error_table_markdown, ErrorBody, ErrorDetail};
-use crate::routes::{faqs, keys, personas, sessions, system};
+use crate::routes::{faq_chat, faqs, keys, personas, sessions, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,7 @@ use crate::routes::{faqs, keys, personas, sessions, system};
         faqs::create_faq, faqs::import_faqs, faqs::list_faqs, faqs::get_faq, faqs::update_faq, faqs::delete_faq,
         keys::create_key, keys::list_keys, keys::revoke_key,
         system::healthz, system::readyz, system::openapi,
+        faq_chat::chat, faq_chat::config, faq_chat::history,
     ),
     components(schemas(ErrorBody, ErrorDetail, DeltaEvent)),
     modifiers(&Customize),
@@ -29,6 +30,7 @@ use crate::routes::{faqs, keys, personas, sessions, system};
         (name = "faqs", description = "The FAQ the built-in model answers from"),
         (name = "api-keys", description = "Credentials"),
         (name = "system", description = "Health and this document"),
+        (name = "faq-chat", description = "The FAQ chat surface: FAQ-grounded answers over SSE (its own error shape: `{\"error\": code}`)"),
     )
 )]
 pub struct ApiDoc;

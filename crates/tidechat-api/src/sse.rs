@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use serde::Serialize;
 use serde_json::json;
-use tidechat_engine::{Turn, TurnEvent, TurnOutcome};
+use tidechat_engine::{EngineError, Turn, TurnEvent, TurnOutcome};
 
 use crate::dto::{DeltaEvent, MessageDto, SendMessageResponse, SessionDto};
 use crate::error::ApiError;
@@ -42,23 +42,33 @@ pub fn turn_stream(
 ) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
     futures_util::stream::unfold(Some(turn), move |state| async move {
         let mut turn = state?;
-        let frame = match tokio::time::timeout(keep_alive, turn.next()).await {
-            Err(_) => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), Some(turn))),
-            Ok(None) => return None,
-            Ok(Some(TurnEvent::Delta(text))) => {
-                return Some((Ok(frame("delta", &DeltaEvent { text })), Some(turn)));
-            }
-            Ok(Some(TurnEvent::Completed(outcome))) => frame("done", &outcome_body(*outcome)),
-            Ok(Some(TurnEvent::Failed { error, outcome })) => {
-                let mut body = json!(ApiError::from(error).body());
-                if let (Some(outcome), Some(map)) = (outcome, body.as_object_mut()) {
-                    if let Ok(serde_json::Value::Object(extra)) =
-                        serde_json::to_value(outcome_body(*outcome))
-                    {
-                        map.extend(extra);
-                    }
+        let frame = loop {
+            match tokio::time::timeout(keep_alive, turn.next()).await {
+                Err(_) => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), Some(turn))),
+                Ok(None) => return None,
+                // Retrieval details are not part of the /v1 stream.
+                Ok(Some(TurnEvent::Retrieval(_))) => continue,
+                Ok(Some(TurnEvent::Delta(text))) => {
+                    return Some((Ok(frame("delta", &DeltaEvent { text })), Some(turn)));
                 }
-                frame("error", &body)
+                Ok(Some(TurnEvent::Completed(outcome))) => {
+                    break frame("done", &outcome_body(*outcome))
+                }
+                Ok(Some(TurnEvent::Unrecorded)) => {
+                    let error = EngineError::Internal("a /v1 turn was not recorded".to_owned());
+                    break frame("error", &ApiError::from(error).body());
+                }
+                Ok(Some(TurnEvent::Failed { error, outcome })) => {
+                    let mut body = json!(ApiError::from(error).body());
+                    if let (Some(outcome), Some(map)) = (outcome, body.as_object_mut()) {
+                        if let Ok(serde_json::Value::Object(extra)) =
+                            serde_json::to_value(outcome_body(*outcome))
+                        {
+                            map.extend(extra);
+                        }
+                    }
+                    break frame("error", &body);
+                }
             }
         };
         Some((Ok(frame), None))

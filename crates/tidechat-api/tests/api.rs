@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use support::{sse_events, TestApp};
+use support::{sse_data, sse_events, TestApp};
 
 macro_rules! backends {
     ($($name:ident),* $(,)?) => {
@@ -55,6 +55,11 @@ backends!(
     personas_crud,
     history_is_sent_to_the_model,
     operational_endpoints,
+    faq_chat_streams_like_the_reference,
+    faq_chat_records_only_with_a_session_id,
+    faq_chat_out_of_scope_and_errors,
+    faq_chat_organization_filter,
+    faq_chat_survives_a_storage_failure,
 );
 
 const REFERENCE_MESSAGE_FIELDS: &[&str] = &[
@@ -1217,4 +1222,263 @@ fn openapi_documents_the_reference_fields() {
     for code in ["200", "401", "404", "409", "422", "429"] {
         assert!(responses.get(code).is_some(), "status {code}");
     }
+}
+
+async fn faq_chat(app: &TestApp, body: Value) -> (u16, Vec<Value>) {
+    let res = app
+        .client
+        .post(app.url("/chat"))
+        .header("mooni-api-key", &app.key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    if status == 200 {
+        assert!(res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"));
+    }
+    let text = res.text().await.unwrap();
+    if status != 200 {
+        return (
+            status,
+            vec![serde_json::from_str(&text).unwrap_or(Value::String(text))],
+        );
+    }
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    (status, sse_data(&text))
+}
+
+fn chat_text(events: &[Value]) -> String {
+    events
+        .iter()
+        .filter(|e| e["type"] == "text")
+        .map(|e| e["content"].as_str().unwrap())
+        .collect()
+}
+
+async fn faq_chat_streams_like_the_reference(app: TestApp) {
+    let sid = "550e8400-e29b-41d4-a716-446655440000";
+    let (status, events) = faq_chat(&app, json!({"query": "  How do I reset my password?  ", "sessionId": sid, "userId": "user@example.com"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        events[0],
+        json!({"type": "status", "status": "searching", "level": "loading"})
+    );
+    assert_eq!(events.last().unwrap(), &json!("[DONE]"));
+    let n = events.len();
+    assert_eq!(
+        events[n - 2],
+        json!({"type": "status", "status": "done", "level": "success"})
+    );
+    assert_eq!(events[n - 3]["type"], "faq");
+    let first = &events[n - 3]["results"][0];
+    assert!(first["id"].as_str().unwrap().starts_with("faq_"));
+    assert_eq!(first["title"], "How do I reset my password?");
+    assert_eq!(
+        chat_text(&events),
+        "Use the reset link on the sign-in page."
+    );
+    assert!(
+        events[1..n - 3].iter().all(|e| e["type"] == "text"),
+        "{events:?}"
+    );
+
+    // The same sessionId continues the same session; history lists it.
+    faq_chat(
+        &app,
+        json!({"query": "Do you offer refunds?", "sessionId": sid, "userId": "user@example.com"}),
+    )
+    .await;
+    let res = app
+        .client
+        .get(app.url("/history/sessions?userId=user@example.com"))
+        .header("mooni-api-key", &app.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let history: Value = res.json().await.unwrap();
+    let items = history["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{history}");
+    assert_eq!(items[0]["id"], sid);
+    assert_eq!(items[0]["messageCount"], 4);
+    assert_eq!(items[0]["title"], "How do I reset my password?");
+    // One engine: the conversation is readable through /v1.
+    let chs = items[0]["chatSessionId"].as_str().unwrap();
+    let (_, messages) = app.get(&format!("/v1/chat/sessions/{chs}/messages")).await;
+    let contents: Vec<&str> = messages["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents[0], "How do I reset my password?");
+    assert_eq!(contents[3], "Yes, within 14 days of purchase.");
+
+    // Other accepted headers; /config.
+    for (name, value) in [
+        ("authorization", format!("Bearer {}", app.key)),
+        ("x-api-key", app.key.clone()),
+    ] {
+        let res = app
+            .client
+            .get(app.url("/config"))
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{name}");
+        let config: Value = res.json().await.unwrap();
+        assert_eq!(config, json!({"clientId": app.org.org_id, "name": "Acme"}));
+    }
+}
+
+async fn faq_chat_records_only_with_a_session_id(app: TestApp) {
+    let (_, before) = app.get("/v1/chat/sessions").await;
+    let (status, events) = faq_chat(
+        &app,
+        json!({"query": "Do you offer refunds?", "userId": null}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(chat_text(&events), "Yes, within 14 days of purchase.");
+    let (_, after) = app.get("/v1/chat/sessions").await;
+    assert_eq!(before["items"], after["items"], "no sessionId, no record");
+    // An anonymous session (no userId) is recorded without a user.
+    faq_chat(
+        &app,
+        json!({"query": "Do you offer refunds?", "sessionId": "anon-1"}),
+    )
+    .await;
+    let (_, after) = app.get("/v1/chat/sessions").await;
+    let items = after["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert!(items[0]["userId"].is_null());
+    assert_eq!(items[0]["messageCount"], 2);
+}
+
+async fn faq_chat_out_of_scope_and_errors(app: TestApp) {
+    let (status, events) = faq_chat(
+        &app,
+        json!({"query": "What is the weather on Mars tomorrow?"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(events[0]["status"], "searching");
+    let n = events.len();
+    assert_eq!(
+        events[n - 2],
+        json!({"type": "status", "status": "out_of_scope", "level": "warning"})
+    );
+    assert_eq!(
+        chat_text(&events),
+        tidechat_domain::PersonaDraft::DEFAULT_FALLBACK
+    );
+
+    let raw = |body: &'static str| {
+        app.client
+            .post(app.url("/chat"))
+            .header("mooni-api-key", &app.key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for (body, expected) in [
+        ("{not json", json!({"error": "invalid_json"})),
+        ("", json!({"error": "invalid_json"})),
+        ("{}", json!({"error": "missing_query"})),
+        (r#"{"query": "   "}"#, json!({"error": "missing_query"})),
+        (r#"{"query": 42}"#, json!({"error": "missing_query"})),
+    ] {
+        let res = raw(body).await.unwrap();
+        assert_eq!(res.status(), 400, "{body}");
+        assert_eq!(res.json::<Value>().await.unwrap(), expected, "{body}");
+    }
+    let (status, body) = faq_chat(&app, json!({"query": "x".repeat(501)})).await;
+    assert_eq!(
+        (status, &body[0]),
+        (400, &json!({"error": "query_too_long", "maxLength": 500}))
+    );
+    for key in [
+        None,
+        Some("tc_wrong"),
+        Some(app.key.as_str()).map(|k| &k[..20]),
+    ] {
+        let mut req = app
+            .client
+            .post(app.url("/chat"))
+            .json(&json!({"query": "hi"}));
+        if let Some(k) = key {
+            req = req.header("mooni-api-key", k);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 401, "{key:?}");
+    }
+    let res = app
+        .client
+        .get(app.url("/history/sessions"))
+        .header("mooni-api-key", &app.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"error": "missing_user_id"})
+    );
+}
+
+async fn faq_chat_organization_filter(app: TestApp) {
+    let (status, _) = app
+        .post("/v1/faqs/import", json!([
+            {"question": "When does the semester start?", "answer": "School A starts on 1 September.", "organizationId": "school-a"},
+            {"question": "When does the semester start?", "answer": "School B starts on 15 September.", "organizationId": "school-b"},
+        ]))
+        .await;
+    assert_eq!(status, 201);
+    for (org, answer) in [
+        ("school-a", "School A starts on 1 September."),
+        ("school-b", "School B starts on 15 September."),
+    ] {
+        let (_, events) = faq_chat(
+            &app,
+            json!({"query": "When does the semester start?", "organizationId": org}),
+        )
+        .await;
+        assert_eq!(chat_text(&events), answer, "{org}");
+        let n = events.len();
+        let results = events[n - 3]["results"].as_array().unwrap();
+        assert_eq!(
+            results.len(),
+            1,
+            "only {org}'s entries are searched: {results:?}"
+        );
+    }
+    // Without the filter the whole tenant's FAQ is searched.
+    let (_, events) = faq_chat(&app, json!({"query": "When does the semester start?"})).await;
+    let n = events.len();
+    assert_eq!(events[n - 3]["results"].as_array().unwrap().len(), 2);
+}
+
+async fn faq_chat_survives_a_storage_failure(app: TestApp) {
+    // Warm the FAQ index, then break message storage mid-flight.
+    faq_chat(&app, json!({"query": "Do you offer refunds?"})).await;
+    app.break_message_storage().await;
+    let (status, events) = faq_chat(
+        &app,
+        json!({"query": "How do I reset my password?", "sessionId": "s-1", "userId": "u-1"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        chat_text(&events),
+        "Use the reset link on the sign-in page."
+    );
+    let n = events.len();
+    assert_eq!(
+        events[n - 2],
+        json!({"type": "status", "status": "done", "level": "success"})
+    );
 }

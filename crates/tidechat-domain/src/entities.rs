@@ -105,6 +105,9 @@ pub struct Session {
     pub output_tokens: i64,
     pub cost_usd_micros: i64,
     pub metadata: Map<String, Value>,
+    /// The client's own id for the session (the FAQ chat surface's
+    /// `sessionId`), unique per organization.
+    pub external_id: Option<String>,
     pub started_at: Timestamp,
     pub last_active_at: Timestamp,
     pub ended_at: Option<Timestamp>,
@@ -223,4 +226,15 @@ pub struct FaqDraft {
     pub answer: String,
     pub organization_id: Option<String>,
     pub tags: Vec<String>,
+}
+
+/// An end user of a tenant (the `userId` a host site passes), recorded the
+/// first time a surface that keeps user records sees them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndUser {
+    pub id: EndUserId,
+    pub org_id: OrgId,
+    pub user_id: String,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
 }

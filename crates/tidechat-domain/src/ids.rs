@@ -91,6 +91,8 @@ prefixed_id!(/// An API key (the id, never the secret).
     ApiKeyId, "key");
 prefixed_id!(/// An FAQ entry.
     FaqId, "faq");
+prefixed_id!(/// An end user of a tenant.
+    EndUserId, "usr");
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,7 @@
 mod auth;
 mod error;
 mod faq_cache;
+mod faq_chat;
 mod import;
 mod page;
 mod sessions;
@@ -26,6 +27,7 @@ use tokio_util::task::TaskTracker;
 
 pub use auth::{generate_api_key, hash_api_key, Principal, PrincipalKind, API_KEY_PREFIX};
 pub use error::EngineError;
+pub use faq_chat::{FaqChatRequest, SESSION_KEY_MAX_CHARS};
 pub use import::{parse_faq_csv, parse_faq_json, ImportFormat};
 pub use page::{Cursor, Page};
 pub use sessions::{MessageQuery, NewSession, SessionQuery, SessionToken};

@@ -124,6 +124,7 @@ impl Engine {
             output_tokens: 0,
             cost_usd_micros: 0,
             metadata,
+            external_id: None,
             started_at: now,
             last_active_at: now,
             ended_at: None,

@@ -106,6 +106,7 @@ mod tests {
             max_output_tokens: 256,
             retrieval,
             fallback_reply: FALLBACK.into(),
+            ..ModelRequest::default()
         }
     }
 

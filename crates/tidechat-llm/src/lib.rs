@@ -46,11 +46,20 @@ pub mod faq;
 mod faq_model;
 mod model;
 mod pricing;
+pub mod providers;
 mod registry;
+mod resilient;
 pub mod tokens;
 
 pub use faq::{FaqDoc, FaqHit, FaqIndex, DEFAULT_CONFIDENCE_THRESHOLD};
 pub use faq_model::FaqModel;
-pub use model::{ChatMessage, ChatModel, LlmError, ModelEvent, ModelRequest, Retrieval, Usage};
+pub use model::{
+    ChatMessage, ChatModel, LlmError, ModelEvent, ModelRequest, Retrieval, ToolCall, ToolSpec,
+    Usage,
+};
 pub use pricing::Pricing;
-pub use registry::{ModelEntry, ModelRegistry, FAQ_MODEL_ID};
+pub use providers::anthropic::AnthropicProvider;
+pub use providers::openai::OpenAiProvider;
+pub use providers::{ApiKey, ProviderConfig};
+pub use registry::{ModelEntry, ModelRegistry, ProviderKind, RegistryError, FAQ_MODEL_ID};
+pub use resilient::{ChainLink, Resilient, RetryPolicy};

@@ -1,12 +1,53 @@
-//! The set of models a deployment offers, by id.
+//! The set of models a deployment offers, by id, and its TOML file.
+//!
+//! # `models.toml`
+//! ```toml
+//! [[models]]
+//! id = "gpt-4o-mini"                 # registry id clients ask for
+//! provider = "openai"                # "openai" (any OpenAI-compatible API) | "anthropic"
+//! base_url = "https://api.openai.com/v1"
+//! api_key_env = "OPENAI_API_KEY"     # name of the env var holding the key
+//! upstream_model = "gpt-4o-mini"     # the provider's model name
+//! context_window = 128000
+//! max_output_tokens = 4096
+//! input_usd_per_mtok = 0.15
+//! output_usd_per_mtok = 0.60
+//! fallbacks = ["claude-haiku", "faq"]  # optional, tried in order
+//! # optional:
+//! stream = true                      # false: non-streaming API
+//! connect_timeout_ms = 5000          # default 10000
+//! first_token_timeout_ms = 20000     # default 30000
+//! idle_timeout_ms = 60000            # default 60000 (gap between chunks)
+//! max_retries = 2                    # default 2
+//! retry_base_ms = 250                # default 250
+//! retry_max_ms = 4000                # default 4000
+//! ```
+//!
+//! Every configured model is served through [`Resilient`]: its chain is the
+//! model itself followed by the chain of each of its `fallbacks` in order
+//! (depth first), skipping models already in the chain. Each link keeps its
+//! own timeouts, retries, pricing and output cap. `"faq"` may be used as a
+//! fallback (the built-in FAQ answer as a last resort). Load errors: a
+//! duplicate or reserved id, an unknown fallback, a fallback cycle, an
+//! `api_key_env` naming an unset variable, an `anthropic` model without
+//! `api_key_env` (OpenAI-compatible servers such as Ollama may omit it), an
+//! unknown field, or an out-of-range number.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
 
 use crate::faq_model::FaqModel;
 use crate::model::ChatModel;
 use crate::pricing::Pricing;
+use crate::providers::anthropic::AnthropicProvider;
+use crate::providers::openai::OpenAiProvider;
+use crate::providers::{ApiKey, ProviderConfig};
+use crate::resilient::{ChainLink, Resilient, RetryPolicy};
 
 /// Id of the built-in FAQ model.
 pub const FAQ_MODEL_ID: &str = "faq";
@@ -70,6 +111,282 @@ impl ModelRegistry {
     pub fn ids(&self) -> Vec<String> {
         self.entries.keys().cloned().collect()
     }
+
+    /// The built-in models plus those of the TOML file at `path` (see the
+    /// module docs), reading API keys from the process environment.
+    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self, RegistryError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_str(&text)
+    }
+
+    /// Like [`from_toml_file`](Self::from_toml_file), from TOML text.
+    pub fn from_toml_str(text: &str) -> Result<Self, RegistryError> {
+        Self::from_toml_str_with_env(text, |name| std::env::var(name).ok())
+    }
+
+    /// Like [`from_toml_str`](Self::from_toml_str), looking environment
+    /// variables up with `env` (tests pass a map instead of mutating the
+    /// process environment).
+    pub fn from_toml_str_with_env(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, RegistryError> {
+        let file: ModelsFile = toml::from_str(text)?;
+        let mut configs: HashMap<String, ModelConfig> = HashMap::new();
+        let mut order = Vec::new();
+        for config in file.models {
+            if config.id == FAQ_MODEL_ID {
+                return Err(RegistryError::ReservedId(config.id));
+            }
+            config.validate()?;
+            if configs.contains_key(&config.id) {
+                return Err(RegistryError::DuplicateId(config.id));
+            }
+            order.push(config.id.clone());
+            configs.insert(config.id.clone(), config);
+        }
+
+        let mut links: HashMap<String, ChainLink> = HashMap::new();
+        links.insert(
+            FAQ_MODEL_ID.to_string(),
+            ChainLink {
+                id: FAQ_MODEL_ID.to_string(),
+                model: Arc::new(FaqModel),
+                pricing: Pricing::FREE,
+                max_output_tokens: u32::MAX,
+                policy: RetryPolicy::default(),
+            },
+        );
+        for id in &order {
+            if let Some(config) = configs.get(id) {
+                links.insert(id.clone(), config.link(&env)?);
+            }
+        }
+
+        let mut registry = Self::builtin();
+        for id in &order {
+            let Some(config) = configs.get(id) else {
+                continue;
+            };
+            let mut chain = Vec::new();
+            expand(id, &configs, &mut Vec::new(), &mut chain)?;
+            let mut ids = chain.iter();
+            let Some(primary) = ids.next().and_then(|id| links.get(id)) else {
+                continue;
+            };
+            let mut model = Resilient::new(primary.clone());
+            for fallback in ids.filter_map(|id| links.get(id)) {
+                model = model.with_fallback(fallback.clone());
+            }
+            registry.insert(ModelEntry {
+                id: id.clone(),
+                model: Arc::new(model),
+                pricing: Pricing::new(config.input_usd_per_mtok, config.output_usd_per_mtok),
+                context_window: config.context_window,
+                max_output_tokens: config.max_output_tokens,
+            });
+        }
+        Ok(registry)
+    }
+}
+
+/// Appends the chain of `id` to `chain` (see the module docs); `path` is
+/// the current fallback path, for cycle detection.
+fn expand(
+    id: &str,
+    configs: &HashMap<String, ModelConfig>,
+    path: &mut Vec<String>,
+    chain: &mut Vec<String>,
+) -> Result<(), RegistryError> {
+    if path.iter().any(|p| p == id) {
+        let mut cycle = path.clone();
+        cycle.push(id.to_string());
+        return Err(RegistryError::FallbackCycle(cycle));
+    }
+    if chain.iter().any(|c| c == id) {
+        return Ok(());
+    }
+    chain.push(id.to_string());
+    if id == FAQ_MODEL_ID {
+        return Ok(());
+    }
+    path.push(id.to_string());
+    let fallbacks = configs
+        .get(id)
+        .map(|c| c.fallbacks.as_slice())
+        .unwrap_or_default();
+    for fallback in fallbacks {
+        if fallback != FAQ_MODEL_ID && !configs.contains_key(fallback) {
+            return Err(RegistryError::UnknownFallback {
+                model: id.to_string(),
+                fallback: fallback.clone(),
+            });
+        }
+        expand(fallback, configs, path, chain)?;
+    }
+    path.pop();
+    Ok(())
+}
+
+/// Why a models file could not be loaded. Messages name models, fields and
+/// environment variables, never key values.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot read the models file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid models file: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("model id {0:?} is defined twice")]
+    DuplicateId(String),
+    #[error("model id {0:?} is reserved for the built-in model")]
+    ReservedId(String),
+    #[error("model {model:?}: unknown fallback {fallback:?}")]
+    UnknownFallback { model: String, fallback: String },
+    #[error("fallback cycle: {}", .0.join(" -> "))]
+    FallbackCycle(Vec<String>),
+    #[error("model {model:?}: environment variable {env} (api_key_env) is not set")]
+    MissingApiKey { model: String, env: String },
+    #[error("model {model:?}: {reason}")]
+    Invalid { model: String, reason: &'static str },
+}
+
+/// The provider protocol of a configured model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenAI Chat Completions, or any server that copies it.
+    OpenAi,
+    /// Anthropic Messages.
+    Anthropic,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelsFile {
+    #[serde(default)]
+    models: Vec<ModelConfig>,
+}
+
+/// One `[[models]]` table; see the module docs.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelConfig {
+    id: String,
+    provider: ProviderKind,
+    base_url: String,
+    api_key_env: Option<String>,
+    upstream_model: String,
+    context_window: u32,
+    max_output_tokens: u32,
+    input_usd_per_mtok: f64,
+    output_usd_per_mtok: f64,
+    #[serde(default)]
+    fallbacks: Vec<String>,
+    #[serde(default = "default_stream")]
+    stream: bool,
+    connect_timeout_ms: Option<u64>,
+    first_token_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    max_retries: Option<u32>,
+    retry_base_ms: Option<u64>,
+    retry_max_ms: Option<u64>,
+}
+
+fn default_stream() -> bool {
+    true
+}
+
+impl ModelConfig {
+    fn invalid(&self, reason: &'static str) -> RegistryError {
+        RegistryError::Invalid {
+            model: self.id.clone(),
+            reason,
+        }
+    }
+
+    fn validate(&self) -> Result<(), RegistryError> {
+        if self.id.trim().is_empty() {
+            return Err(self.invalid("id must not be empty"));
+        }
+        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
+            return Err(self.invalid("base_url must start with http:// or https://"));
+        }
+        if self.upstream_model.trim().is_empty() {
+            return Err(self.invalid("upstream_model must not be empty"));
+        }
+        if self.max_output_tokens == 0 || self.max_output_tokens >= self.context_window {
+            return Err(self.invalid("need 0 < max_output_tokens < context_window"));
+        }
+        let price_ok = |p: f64| p.is_finite() && p >= 0.0;
+        if !price_ok(self.input_usd_per_mtok) || !price_ok(self.output_usd_per_mtok) {
+            return Err(self.invalid("prices must be finite and not negative"));
+        }
+        let timeouts = [
+            self.connect_timeout_ms,
+            self.first_token_timeout_ms,
+            self.idle_timeout_ms,
+            self.retry_max_ms,
+        ];
+        if timeouts.contains(&Some(0)) {
+            return Err(self.invalid("timeouts must be positive"));
+        }
+        Ok(())
+    }
+
+    fn link(&self, env: &impl Fn(&str) -> Option<String>) -> Result<ChainLink, RegistryError> {
+        let api_key = match &self.api_key_env {
+            Some(name) => Some(ApiKey::new(
+                env(name).filter(|k| !k.trim().is_empty()).ok_or_else(|| {
+                    RegistryError::MissingApiKey {
+                        model: self.id.clone(),
+                        env: name.clone(),
+                    }
+                })?,
+            )),
+            None if self.provider == ProviderKind::Anthropic => {
+                return Err(self.invalid("the anthropic provider needs api_key_env"));
+            }
+            None => None,
+        };
+        let defaults = RetryPolicy::default();
+        let ms = Duration::from_millis;
+        let mut provider = ProviderConfig::new(&self.base_url, &self.upstream_model)
+            .with_stream(self.stream)
+            .with_connect_timeout(self.connect_timeout_ms.map_or(Duration::from_secs(10), ms));
+        provider.api_key = api_key;
+        let model: Arc<dyn ChatModel> = match self.provider {
+            ProviderKind::OpenAi => Arc::new(
+                OpenAiProvider::new(provider)
+                    .map_err(|_| self.invalid("the HTTP client could not be built"))?,
+            ),
+            ProviderKind::Anthropic => Arc::new(
+                AnthropicProvider::new(provider)
+                    .map_err(|_| self.invalid("the HTTP client could not be built"))?,
+            ),
+        };
+        Ok(ChainLink {
+            id: self.id.clone(),
+            model,
+            pricing: Pricing::new(self.input_usd_per_mtok, self.output_usd_per_mtok),
+            max_output_tokens: self.max_output_tokens,
+            policy: RetryPolicy {
+                max_retries: self.max_retries.unwrap_or(defaults.max_retries),
+                backoff_base: self.retry_base_ms.map_or(defaults.backoff_base, ms),
+                backoff_max: self.retry_max_ms.map_or(defaults.backoff_max, ms),
+                first_token_timeout: self
+                    .first_token_timeout_ms
+                    .map_or(defaults.first_token_timeout, ms),
+                idle_timeout: self.idle_timeout_ms.map_or(defaults.idle_timeout, ms),
+            },
+        })
+    }
 }
 
 #[cfg(test)]
@@ -114,5 +431,86 @@ mod tests {
         let copy = registry.clone();
         assert_eq!(copy.ids(), registry.ids());
         assert!(format!("{:?}", copy.get("echo").unwrap()).contains("echo"));
+    }
+
+    fn model(id: &str, provider: &str, extra: &str) -> String {
+        format!(
+            "[[models]]\nid = \"{id}\"\nprovider = \"{provider}\"\nbase_url = \"http://127.0.0.1:1/v1\"\n\
+             upstream_model = \"m\"\ncontext_window = 8000\nmax_output_tokens = 1000\n\
+             input_usd_per_mtok = 1.5\noutput_usd_per_mtok = 2.0\n{extra}\n"
+        )
+    }
+
+    fn load(text: &str) -> Result<ModelRegistry, RegistryError> {
+        ModelRegistry::from_toml_str_with_env(text, |name| {
+            (name == "KEY").then(|| "sk-secret-value".to_string())
+        })
+    }
+
+    #[test]
+    fn loads_models_with_fallback_chains() {
+        let text = [
+            model(
+                "a",
+                "openai",
+                "fallbacks = [\"b\", \"c\"]\nmax_retries = 0\nfirst_token_timeout_ms = 500",
+            ),
+            model(
+                "b",
+                "anthropic",
+                "api_key_env = \"KEY\"\nfallbacks = [\"c\", \"faq\"]",
+            ),
+            model("c", "openai", "stream = false"),
+        ]
+        .concat();
+        let registry = load(&text).unwrap();
+        assert_eq!(registry.ids(), vec!["a", "b", "c", "faq"]);
+        let a = registry.get("a").unwrap();
+        assert_eq!(a.pricing, Pricing::new(1.5, 2.0));
+        assert_eq!((a.context_window, a.max_output_tokens), (8000, 1000));
+        assert!(registry.get("faq").is_some());
+        assert_eq!(expand_ids(&text, "a"), vec!["a", "b", "c", "faq"]);
+        assert_eq!(expand_ids(&text, "c"), vec!["c"]);
+        assert!(load("").unwrap().get("faq").is_some());
+    }
+
+    fn expand_ids(text: &str, id: &str) -> Vec<String> {
+        let file: ModelsFile = toml::from_str(text).unwrap();
+        let configs = file.models.into_iter().map(|c| (c.id.clone(), c)).collect();
+        let mut chain = Vec::new();
+        expand(id, &configs, &mut Vec::new(), &mut chain).unwrap();
+        chain
+    }
+
+    #[test]
+    fn rejects_bad_files_clearly() {
+        let err = |text: String| load(&text).unwrap_err().to_string();
+        assert!(
+            err(model("a", "openai", "fallbacks = [\"zz\"]")).contains("unknown fallback \"zz\"")
+        );
+        let cycle = [
+            model("a", "openai", "fallbacks = [\"b\"]"),
+            model("b", "openai", "fallbacks = [\"a\"]"),
+        ]
+        .concat();
+        assert_eq!(err(cycle), "fallback cycle: a -> b -> a");
+        assert!(err(model("a", "openai", "fallbacks = [\"a\"]")).contains("cycle"));
+        assert!(
+            err([model("a", "openai", ""), model("a", "openai", "")].concat()).contains("twice")
+        );
+        assert!(err(model("faq", "openai", "")).contains("reserved"));
+        let missing = err(model("a", "openai", "api_key_env = \"NOPE\""));
+        assert!(
+            missing.contains("NOPE") && missing.contains("not set"),
+            "{missing}"
+        );
+        assert!(err(model("a", "anthropic", "")).contains("needs api_key_env"));
+        assert!(err(model("a", "gemini", "")).contains("invalid models file"));
+        assert!(err(model("a", "openai", "colour = 1")).contains("colour"));
+        assert!(err(model("a", "openai", "first_token_timeout_ms = 0")).contains("positive"));
+        let ok = load(&model("a", "anthropic", "api_key_env = \"KEY\"")).unwrap();
+        assert!(!format!("{:?}", ok.get("a").unwrap()).contains("sk-secret"));
+        let io = ModelRegistry::from_toml_file("/nonexistent/models.toml").unwrap_err();
+        assert!(matches!(io, RegistryError::Io { .. }));
     }
 }

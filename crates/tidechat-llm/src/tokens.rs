@@ -109,11 +109,19 @@ pub fn count(text: &str) -> u64 {
 
 /// Prompt tokens of a chat request, counted like OpenAI does for its chat
 /// models: [`TOKENS_PER_MESSAGE`] plus role and content per message, plus
-/// [`TOKENS_PER_REPLY`] for the reply primer.
+/// [`TOKENS_PER_REPLY`] for the reply primer. Tool calls of an assistant
+/// turn count their name and argument text.
 pub fn count_messages(messages: &[ChatMessage]) -> u64 {
     messages
         .iter()
-        .map(|m| TOKENS_PER_MESSAGE + count(m.role.as_str()) + count(&m.content))
+        .map(|m| {
+            let calls: u64 = m
+                .tool_calls
+                .iter()
+                .map(|c| count(&c.name) + count(&c.arguments))
+                .sum();
+            TOKENS_PER_MESSAGE + count(m.role.as_str()) + count(&m.content) + calls
+        })
         .fold(TOKENS_PER_REPLY, u64::saturating_add)
 }
 

@@ -301,6 +301,7 @@ pub(crate) struct SessionRow {
     pub started_at: NaiveDateTime,
     pub last_active_at: NaiveDateTime,
     pub ended_at: Option<NaiveDateTime>,
+    pub external_id: Option<String>,
 }
 
 impl SessionRow {
@@ -324,6 +325,7 @@ impl SessionRow {
             started_at: to_db_ts(s.started_at),
             last_active_at: to_db_ts(s.last_active_at),
             ended_at: s.ended_at.map(to_db_ts),
+            external_id: s.external_id.clone(),
         }
     }
 
@@ -344,6 +346,7 @@ impl SessionRow {
             output_tokens: self.output_tokens,
             cost_usd_micros: self.cost_usd_micros,
             metadata,
+            external_id: self.external_id,
             started_at: from_db_ts(self.started_at),
             last_active_at: from_db_ts(self.last_active_at),
             ended_at: self.ended_at.map(from_db_ts),
@@ -501,4 +504,29 @@ pub(crate) struct SecretRow {
     pub name: String,
     pub value: String,
     pub created_at: NaiveDateTime,
+}
+
+// ---------------------------------------------------------------- end users
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = end_users)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub(crate) struct EndUserRow {
+    pub id: String,
+    pub org_id: String,
+    pub user_id: String,
+    pub created_at: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+}
+
+impl EndUserRow {
+    pub fn into_domain(self) -> tidechat_domain::EndUser {
+        tidechat_domain::EndUser {
+            id: tidechat_domain::EndUserId::from_trusted(self.id),
+            org_id: OrgId::from_trusted(self.org_id),
+            user_id: self.user_id,
+            created_at: from_db_ts(self.created_at),
+            last_seen_at: from_db_ts(self.last_seen_at),
+        }
+    }
 }

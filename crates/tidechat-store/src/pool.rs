@@ -276,6 +276,15 @@ impl Store {
         })
     }
 
+    /// Raw SQL for tests (feature `test-support`).
+    #[cfg(feature = "test-support")]
+    pub(crate) async fn execute_sql(&self, sql: &str) -> Result<(), StoreError> {
+        with_conn!(self, conn => {
+            diesel::sql_query(sql).execute(conn).await?;
+            Ok(())
+        })
+    }
+
     /// Applies pending migrations. Idempotent, and safe when several
     /// processes start at once: PostgreSQL serialises on an advisory lock,
     /// SQLite runs everything in one `BEGIN IMMEDIATE` transaction.

@@ -736,4 +736,66 @@ impl Store {
                 .await?)
         })
     }
+
+    // ------------------------------------------------------------ external sessions, end users
+
+    /// The session a client knows by its own id (`external_id`), if any.
+    pub async fn find_session_by_external(
+        &self,
+        org: &OrgId,
+        external_id: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let row: Option<SessionRow> = with_conn!(self, conn => {
+            sessions::table
+                .filter(sessions::org_id.eq(org.as_str()))
+                .filter(sessions::external_id.eq(external_id))
+                .select(SessionRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        });
+        row.map(SessionRow::into_domain).transpose()
+    }
+
+    /// Records that the organization's end user `user_id` was seen at `at`.
+    /// Returns the record and whether this call created it.
+    pub async fn touch_end_user(
+        &self,
+        org: &OrgId,
+        user_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(tidechat_domain::EndUser, bool), StoreError> {
+        let at = to_db_ts(at);
+        let row = EndUserRow {
+            id: tidechat_domain::EndUserId::generate().into_string(),
+            org_id: org.as_str().to_owned(),
+            user_id: user_id.to_owned(),
+            created_at: at,
+            last_seen_at: at,
+        };
+        let (row, created): (EndUserRow, bool) = with_tx!(self, conn => {
+            let inserted = diesel::insert_into(end_users::table)
+                .values(&row)
+                .on_conflict((end_users::org_id, end_users::user_id))
+                .do_nothing()
+                .execute(conn)
+                .await?;
+            if inserted == 0 {
+                diesel::update(end_users::table)
+                    .filter(end_users::org_id.eq(&row.org_id))
+                    .filter(end_users::user_id.eq(&row.user_id))
+                    .set(end_users::last_seen_at.eq(at))
+                    .execute(conn)
+                    .await?;
+            }
+            let stored = end_users::table
+                .filter(end_users::org_id.eq(&row.org_id))
+                .filter(end_users::user_id.eq(&row.user_id))
+                .select(EndUserRow::as_select())
+                .first(conn)
+                .await?;
+            Ok((stored, inserted == 1))
+        })?;
+        Ok((row.into_domain(), created))
+    }
 }

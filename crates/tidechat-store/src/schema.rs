@@ -70,6 +70,17 @@ diesel::table! {
         started_at -> Timestamp,
         last_active_at -> Timestamp,
         ended_at -> Nullable<Timestamp>,
+        external_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    end_users (id) {
+        id -> Text,
+        org_id -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
     }
 }
 
@@ -132,4 +143,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     messages,
     faq_entries,
     server_secrets,
+    end_users,
 );

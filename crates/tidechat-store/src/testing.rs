@@ -1,6 +1,6 @@
 //! Throw-away, migrated databases for tests (feature `test-support`).
 //!
-//! ```ignore
+//! ```text
 //! let db = tidechat_store::testing::sqlite().await;
 //! if let Some(pg) = tidechat_store::testing::postgres().await { /* … */ }
 //! ```
@@ -28,6 +28,13 @@ pub struct TestDb {
     pub store: Store,
     pub url: String,
     _guard: Guard,
+}
+
+impl TestDb {
+    /// Runs raw SQL on the test database, e.g. to break it on purpose.
+    pub async fn execute_sql(&self, sql: &str) -> Result<(), crate::StoreError> {
+        self.store.execute_sql(sql).await
+    }
 }
 
 impl std::fmt::Debug for TestDb {

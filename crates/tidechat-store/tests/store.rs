@@ -48,6 +48,7 @@ both_backends!(
     delete_persona_conflicts,
     migrate_idempotent,
     cancelled_writes_release_locks,
+    external_sessions_and_end_users,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -155,6 +156,7 @@ fn session(tn: &Tenant, user: Option<&str>) -> Session {
         output_tokens: 0,
         cost_usd_micros: 0,
         metadata,
+        external_id: Some(format!("client-{}", SessionId::generate())),
         started_at: t(10),
         last_active_at: t(10),
         ended_at: None,
@@ -1296,4 +1298,52 @@ async fn backend_is_reported() {
     if let Some(pg) = testing::postgres().await {
         assert_eq!(pg.store.backend(), Backend::Postgres);
     }
+}
+
+async fn external_sessions_and_end_users(db: &TestDb) {
+    let store = &db.store;
+    let a = tenant(store, "A").await;
+    let b = tenant(store, "B").await;
+    let s = session(&a, Some("u1"));
+    store.insert_session(&s).await.unwrap();
+    let ext = s.external_id.clone().unwrap();
+    let found = store
+        .find_session_by_external(&a.org.id, &ext)
+        .await
+        .unwrap();
+    assert_eq!(found.map(|f| f.id), Some(s.id.clone()));
+    assert!(store
+        .find_session_by_external(&b.org.id, &ext)
+        .await
+        .unwrap()
+        .is_none());
+    // The same client id cannot name two sessions of one organization.
+    let mut dup = session(&a, None);
+    dup.external_id = Some(ext.clone());
+    assert!(store.insert_session(&dup).await.is_err());
+    // ...but another organization may use it.
+    let mut other = session(&b, None);
+    other.external_id = Some(ext);
+    store.insert_session(&other).await.unwrap();
+
+    let (u, created) = store
+        .touch_end_user(&a.org.id, "user@example.com", t(30))
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(u.user_id, "user@example.com");
+    let (again, created) = store
+        .touch_end_user(&a.org.id, "user@example.com", t(40))
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again.id, u.id);
+    assert_eq!(again.created_at, micros(t(30)));
+    assert_eq!(again.last_seen_at, micros(t(40)));
+    let (in_b, created) = store
+        .touch_end_user(&b.org.id, "user@example.com", t(50))
+        .await
+        .unwrap();
+    assert!(created, "end users are per organization");
+    assert_ne!(in_b.id, u.id);
 }

@@ -1,3 +1,4 @@
+pub mod faq_chat;
 pub mod faqs;
 pub mod keys;
 pub mod personas;

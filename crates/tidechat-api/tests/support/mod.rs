@@ -234,6 +234,14 @@ impl TestApp {
         base
     }
 
+    /// Breaks message storage on purpose (the table disappears).
+    pub async fn break_message_storage(&self) {
+        self._db
+            .execute_sql("DROP TABLE messages")
+            .await
+            .expect("drop table");
+    }
+
     /// A second organization on the same server.
     pub async fn other_org(&self) -> Org {
         let b = self.engine.create_org("Other").await.expect("org");
@@ -351,6 +359,15 @@ impl TestApp {
             .await
             .expect("messages")
     }
+}
+
+/// The JSON `data:` payloads of an SSE body without event names (the FAQ
+/// chat surface), with `[DONE]` as a string.
+pub fn sse_data(body: &str) -> Vec<Value> {
+    body.split("\n\n")
+        .filter_map(|block| block.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap_or_else(|_| Value::String(d.to_owned())))
+        .collect()
 }
 
 /// Parses an SSE body into (event, data) pairs, skipping comments.

@@ -1,0 +1,353 @@
+//! The matching form of a text: what the lexicon, the injection patterns and
+//! `block-terms:` guardrails are matched against.
+//!
+//! Each raw character is folded on its own (so every output byte can point
+//! back to the raw byte it came from):
+//!
+//! 1. format and zero-width characters (`U+200B..U+200F`, `U+2060..U+2064`,
+//!    `U+FEFF`, soft hyphen, …) are dropped, so `ki\u{200b}ll` is `kill`;
+//! 2. compatibility decomposition (the K of NFKC: fullwidth `ｋ`, `ﬁ`,
+//!    mathematical `𝐤`, circled `ⓚ` become plain letters) with combining marks
+//!    removed, so `kíll`, `töten` fold to `kill`, `toten`. Hangul syllables are
+//!    kept composed;
+//! 3. lower-casing (`ß` → `ss`);
+//! 4. look-alikes: Cyrillic and Greek letters that look Latin map to Latin,
+//!    digits and symbols used as letters map to letters (`0→o 1→i 3→e 4→a 5→s
+//!    7→t @→a $→s`, `!` between letters → `i`), and — as in the UTS #39
+//!    skeleton — `l`, `1` and `|` all become `i`, so `k1ll`, `ki11`, `kill` share
+//!    one form (`kiii`). The form is only ever compared with itself, never shown.
+//!
+//! Then words are rebuilt: any run of non-alphanumeric characters becomes one
+//! space, runs of one-letter words are joined (`k i l l`, `k.i.l.l`, `k-i-l-l`
+//! → `kiii`), spaces between two Hangul characters are dropped (Korean spacing
+//! varies freely), and a sentence boundary becomes `\n`, which no pattern
+//! contains, so nothing matches across a sentence boundary.
+//!
+//! A sentence boundary is `\n`, `。！？`, or `. ! ? …` followed by white space;
+//! a `.` only counts after a word of two or more characters, so `e.g. ` and
+//! `k. i. l. l.` are not boundaries. The output scanner releases text only at
+//! these same boundaries (see [`crate::OutputScanner`]).
+
+use unicode_normalization::char::{decompose_compatible, is_combining_mark};
+
+/// The matching form of a text with a map back to raw byte offsets.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Normalized {
+    pub(crate) text: String,
+    /// For every byte of `text`: the raw byte offset of the character it came
+    /// from (separators point at the first raw separator of their run).
+    pub(crate) raw: Vec<u32>,
+}
+
+impl Normalized {
+    /// Raw byte range covered by the normalised byte range `start..end`.
+    pub(crate) fn raw_range(&self, raw_text: &str, start: usize, end: usize) -> (usize, usize) {
+        let s = self.raw.get(start).map_or(raw_text.len(), |&o| o as usize);
+        let e = match end.checked_sub(1).and_then(|i| self.raw.get(i)) {
+            Some(&o) => {
+                let o = o as usize;
+                o + raw_text[o..].chars().next().map_or(0, char::len_utf8)
+            }
+            None => s,
+        };
+        (s, e.max(s))
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Letter,
+    Sep,
+    Break,
+}
+
+#[derive(Clone, Copy)]
+struct Unit {
+    ch: char,
+    kind: Kind,
+    raw: u32,
+}
+
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+    )
+}
+
+fn is_hangul(c: char) -> bool {
+    matches!(c, '\u{AC00}'..='\u{D7A3}' | '\u{1100}'..='\u{11FF}' | '\u{3130}'..='\u{318F}')
+}
+
+/// Look-alike and leet folding of one already lower-cased character.
+fn fold_lookalike(c: char) -> char {
+    match c {
+        // Latin skeleton: l, 1, | and i look the same.
+        'l' | '1' | '|' | 'ı' => 'i',
+        '0' => 'o',
+        '3' => 'e',
+        '4' | '@' => 'a',
+        '5' | '$' => 's',
+        '7' => 't',
+        // Cyrillic.
+        'а' => 'a',
+        'в' => 'b',
+        'е' | 'ё' | 'є' => 'e',
+        'к' => 'k',
+        'м' => 'm',
+        'н' => 'h',
+        'о' => 'o',
+        'р' => 'p',
+        'с' => 'c',
+        'т' => 't',
+        'у' => 'y',
+        'х' => 'x',
+        'і' | 'ї' | 'ӏ' => 'i',
+        'ј' => 'j',
+        'ѕ' => 's',
+        'ԁ' => 'd',
+        'ԛ' => 'q',
+        'ԝ' => 'w',
+        'ɡ' => 'g',
+        // Greek.
+        'α' => 'a',
+        'β' => 'b',
+        'ε' => 'e',
+        'η' => 'n',
+        'ι' => 'i',
+        'κ' => 'k',
+        'ν' => 'v',
+        'ο' => 'o',
+        'ρ' => 'p',
+        'τ' => 't',
+        'υ' => 'u',
+        'χ' => 'x',
+        'γ' => 'y',
+        'ω' => 'w',
+        other => other,
+    }
+}
+
+fn push_folded(units: &mut Vec<Unit>, c: char, raw: u32) {
+    if c == 'ß' || c == 'ẞ' {
+        units.push(Unit { ch: 's', kind: Kind::Letter, raw });
+        units.push(Unit { ch: 's', kind: Kind::Letter, raw });
+        return;
+    }
+    for lower in c.to_lowercase() {
+        let f = fold_lookalike(lower);
+        if f.is_alphanumeric() {
+            units.push(Unit { ch: f, kind: Kind::Letter, raw });
+        } else if !is_combining_mark(f) {
+            units.push(Unit { ch: ' ', kind: Kind::Sep, raw });
+        }
+    }
+}
+
+/// True when the character before byte `i` of `text` ends a word of two or
+/// more alphanumeric characters.
+fn long_word_before(text: &str, i: usize) -> bool {
+    text[..i]
+        .chars()
+        .rev()
+        .take(2)
+        .filter(|c| c.is_alphanumeric())
+        .count()
+        == 2
+}
+
+/// Is the character `c` at byte `i` (with `next` after it) a sentence boundary?
+pub(crate) fn is_boundary(text: &str, i: usize, c: char, next: Option<char>) -> bool {
+    match c {
+        '\n' | '。' | '！' | '？' | '\u{2029}' => true,
+        '!' | '?' | '…' => next.is_some_and(char::is_whitespace),
+        '.' => next.is_some_and(char::is_whitespace) && long_word_before(text, i),
+        _ => false,
+    }
+}
+
+/// Folds `text` into its matching form. `final_text` says whether more text may
+/// follow: if not, a `.`/`!`/`?` at the very end counts as a boundary.
+pub(crate) fn normalize(text: &str, final_text: bool) -> Normalized {
+    let mut units: Vec<Unit> = Vec::with_capacity(text.len());
+    let mut chars = text.char_indices().peekable();
+    let mut prev_letter = false;
+    while let Some((i, c)) = chars.next() {
+        let raw = u32::try_from(i).unwrap_or(u32::MAX);
+        let next = chars.peek().map(|&(_, n)| n);
+        let boundary = is_boundary(text, i, c, next)
+            || (final_text && next.is_none() && matches!(c, '.' | '!' | '?'));
+        if boundary {
+            units.push(Unit { ch: '\n', kind: Kind::Break, raw });
+            prev_letter = false;
+            continue;
+        }
+        if c.is_ascii() {
+            let ch = if c == '!' && prev_letter && next.is_some_and(char::is_alphanumeric) {
+                'i'
+            } else {
+                fold_lookalike(c.to_ascii_lowercase())
+            };
+            prev_letter = ch.is_ascii_alphanumeric();
+            let kind = if prev_letter { Kind::Letter } else { Kind::Sep };
+            units.push(Unit { ch: if prev_letter { ch } else { ' ' }, kind, raw });
+            continue;
+        }
+        if is_invisible(c) || is_combining_mark(c) {
+            continue;
+        }
+        if is_hangul(c) {
+            units.push(Unit { ch: c, kind: Kind::Letter, raw });
+            prev_letter = true;
+            continue;
+        }
+        let before = units.len();
+        decompose_compatible(c, |d| {
+            if !is_combining_mark(d) && !is_invisible(d) {
+                push_folded(&mut units, d, raw);
+            }
+        });
+        prev_letter = units[before..].last().is_some_and(|u| u.kind == Kind::Letter);
+    }
+    rebuild(text, units)
+}
+
+/// Words from units: separators collapsed, one-letter runs and Hangul joined.
+fn rebuild(text: &str, units: Vec<Unit>) -> Normalized {
+    // Word spans over `units`.
+    let mut words: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < units.len() {
+        if units[i].kind == Kind::Letter {
+            let s = i;
+            while i < units.len() && units[i].kind == Kind::Letter {
+                i += 1;
+            }
+            words.push((s, i));
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Normalized {
+        text: String::with_capacity(text.len()),
+        raw: Vec::with_capacity(text.len()),
+    };
+    let mut emit = |out: &mut Normalized, ch: char, raw: u32| {
+        out.text.push(ch);
+        for _ in 0..ch.len_utf8() {
+            out.raw.push(raw);
+        }
+    };
+    let mut cursor = 0;
+    for (w, &(s, e)) in words.iter().enumerate() {
+        // The gap before this word.
+        if s > cursor {
+            let gap = &units[cursor..s];
+            let hard = gap.iter().find(|u| u.kind == Kind::Break);
+            let join = w > 0 && hard.is_none() && {
+                let (ps, pe) = words[w - 1];
+                let single = pe - ps == 1 && e - s == 1;
+                let hangul = is_hangul(units[pe - 1].ch) && is_hangul(units[s].ch);
+                single || hangul
+            };
+            if let Some(b) = hard {
+                emit(&mut out, '\n', b.raw);
+            } else if !join {
+                emit(&mut out, ' ', gap[0].raw);
+            }
+        }
+        for u in &units[s..e] {
+            emit(&mut out, u.ch, u.raw);
+        }
+        cursor = e;
+    }
+    if cursor < units.len() {
+        let gap = &units[cursor..];
+        let hard = gap.iter().find(|u| u.kind == Kind::Break);
+        let b = hard.unwrap_or(&gap[0]);
+        emit(&mut out, if hard.is_some() { '\n' } else { ' ' }, b.raw);
+    }
+    out
+}
+
+/// The matching form of a lexicon entry or `block-terms:` term.
+pub(crate) fn normalize_term(term: &str) -> String {
+    normalize(term, false).text.trim().to_owned()
+}
+
+/// Byte offset just after the last sentence boundary of `text`, if any.
+pub(crate) fn last_boundary(text: &str) -> Option<usize> {
+    let mut last = None;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if matches!(c, '\n' | '。' | '！' | '？' | '\u{2029}' | '!' | '?' | '…' | '.') {
+            let next = chars.peek().map(|&(_, n)| n);
+            if is_boundary(text, i, c, next) {
+                last = Some(i + c.len_utf8());
+            }
+        }
+    }
+    last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> String {
+        normalize(s, true).text
+    }
+
+    #[test]
+    fn folds_evasions_to_one_form() {
+        let plain = n("kill yourself");
+        for evasion in [
+            "KILL YOURSELF",
+            "k1ll y0urs3lf",
+            "ki\u{200b}ll your\u{200d}self",
+            "kíll yoursélf",
+            "\u{043a}ill \u{0443}ourself",
+            "ｋｉｌｌ yourself",
+            "k!ll yourself",
+            "kill   ---   yourself",
+        ] {
+            assert_eq!(n(evasion), plain, "{evasion}");
+        }
+        assert_eq!(n("k i l l yourself"), plain);
+        assert_eq!(n("k.i.l.l yourself"), plain);
+        assert_eq!(n("k-i-l-l"), n("kill"));
+    }
+
+    #[test]
+    fn sentence_boundaries_are_hard_breaks() {
+        assert_eq!(n("Fine. Kill it"), "fine\nkiii it");
+        assert_eq!(n("e.g. this"), "e g this");
+        assert_eq!(n("3.5 ok"), "es ok");
+        assert_eq!(n("죽여 버릴"), "죽여버릴");
+        assert_eq!(n("Straße"), "strasse");
+    }
+
+    #[test]
+    fn raw_offsets_point_back() {
+        let raw = "Hi, ｋill you";
+        let norm = normalize(raw, true);
+        let at = norm.text.find("kiii").unwrap_or(0);
+        let (s, e) = norm.raw_range(raw, at, at + 4);
+        assert_eq!(&raw[s..e], "ｋill");
+    }
+}

@@ -1,0 +1,3 @@
+DROP TABLE end_users;
+DROP INDEX sessions_org_external_idx;
+ALTER TABLE sessions DROP COLUMN external_id;
