@@ -19,6 +19,8 @@ use crate::normalize::normalize_term;
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub(crate) category: &'static str,
+    /// Caller-defined (the guardrail index for `block-terms:`).
+    pub(crate) tag: usize,
     /// The expansion as written (before folding), used as the finding's rule.
     pub(crate) phrase: String,
     /// No word boundary needed at the start / at the end.
@@ -52,13 +54,13 @@ fn is_word(c: char) -> bool {
 }
 
 impl PhraseSet {
-    /// Builds a set from `(category, phrase)` pairs; phrases are already
+    /// Builds a set from `(category, tag, phrase)`; phrases are already
     /// expanded. Empty phrases (after folding) are skipped.
-    pub(crate) fn build(items: Vec<(&'static str, String)>) -> Self {
+    pub(crate) fn build(items: Vec<(&'static str, usize, String)>) -> Self {
         let mut patterns: Vec<String> = Vec::with_capacity(items.len() * 2);
         let mut entries = Vec::with_capacity(items.len() * 2);
         let mut seen = std::collections::HashSet::new();
-        for (category, phrase) in items {
+        for (category, tag, phrase) in items {
             let (body, prefix) = match phrase.strip_suffix('*') {
                 Some(b) => (b, true),
                 None => (phrase.as_str(), false),
@@ -73,13 +75,14 @@ impl PhraseSet {
                 forms.push(squashed);
             }
             for form in forms {
-                if !seen.insert((category, form.clone())) {
+                if !seen.insert((category, tag, form.clone())) {
                     continue;
                 }
                 let open_start = form.chars().next().is_some_and(is_hangul);
                 let open_end = prefix || form.chars().next_back().is_some_and(is_hangul);
                 entries.push(Entry {
                     category,
+                    tag,
                     phrase: body.to_owned(),
                     open_start,
                     open_end,
@@ -408,7 +411,7 @@ const HARASSMENT: &[&str] = &[
 ];
 
 /// The built-in lexicon as `(category, phrase)` pairs, expanded.
-pub(crate) fn builtin() -> Vec<(&'static str, String)> {
+pub(crate) fn builtin() -> Vec<(&'static str, usize, String)> {
     let mut out = Vec::new();
     for (category, templates) in [
         ("violence", VIOLENCE),
@@ -420,7 +423,7 @@ pub(crate) fn builtin() -> Vec<(&'static str, String)> {
         for template in templates {
             let t = template.replace("{GROUPS}", EN_GROUPS);
             for phrase in expand(&t) {
-                out.push((category, phrase));
+                out.push((category, 0, phrase));
             }
         }
     }
@@ -439,7 +442,7 @@ mod tests {
 
     #[test]
     fn word_boundaries_keep_skill_apart_from_kill() {
-        let set = PhraseSet::build(vec![("violence", "kill yourself".into())]);
+        let set = PhraseSet::build(vec![("violence", 0, "kill yourself".into())]);
         let hits = |t: &str| set.find(&crate::normalize::normalize(t, true).text, true).len();
         assert_eq!(hits("just kill yourself"), 1);
         assert_eq!(hits("upskill yourself with our course"), 0);
