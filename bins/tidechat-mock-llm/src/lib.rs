@@ -120,6 +120,10 @@ pub fn server(listener: TcpListener, config: MockConfig) -> std::io::Result<(Ser
             .route("/__last_request", web::get().to(last_request_handler))
     })
     .workers(1)
+    // Abort as soon as the client closes its side, so a client that drops a
+    // *stalled* stream (no writes that could fail) is still noticed and
+    // counted as `cancelled`.
+    .h1_allow_half_closed(false)
     .disable_signals()
     .shutdown_timeout(1)
     .listen(listener)?
@@ -705,6 +709,10 @@ fn body_stream(
                 Frame::Content(bytes) => {
                     match fault {
                         Fault::DropAfter(n) if sent >= n => {
+                            // actix flushes its write buffer only when the body is
+                            // pending; without this pause the pieces already "sent"
+                            // would be discarded together with the connection.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
                             bump(&stats.dropped);
                             guard.done = true;
                             yield Err(std::io::Error::other("mock: dropping the connection"));

@@ -3,28 +3,46 @@
 //!
 //! # Model interface
 //! A model is anything implementing [`ChatModel`]. The engine builds a
-//! [`ModelRequest`] — the messages (system prompt first, then history, then
-//! the new user turn last), sampling parameters, the FAQ [`Retrieval`] for
-//! this turn (if any) and the persona's `fallback_reply` — and calls
+//! [`ModelRequest`] (with [`ModelRequest::new`] + `with_*`, or a literal
+//! ending in `..ModelRequest::default()`) — the messages (system prompt
+//! first, then history, then the new user turn last), sampling parameters,
+//! the FAQ [`Retrieval`] for this turn (if any), the persona's
+//! `fallback_reply` and the [`ToolSpec`]s the model may call — and calls
 //! [`ChatModel::stream`], which returns a `'static` stream of
-//! [`ModelEvent`]s:
+//! [`ModelEvent`]s, in this order:
 //!
+//! * zero or more [`ModelEvent::Fallback`] notices (informational),
+//! * at most one [`ModelEvent::Model`]: the registry id and [`Pricing`] of
+//!   the model that produces the rest. Models loaded from TOML always send
+//!   it (they are [`Resilient`] chains); the `faq` model and bare providers
+//!   do not, and then the answering model is the entry the caller picked,
 //! * any number of [`ModelEvent::Delta`] text pieces (their concatenation is
-//!   the reply),
+//!   the reply) and [`ModelEvent::ToolCall`]s (each complete),
 //! * one [`ModelEvent::Usage`] with input/output token counts
-//!   (`estimated: true` when the counts come from [`tokens`] rather than from
-//!   the backend),
+//!   (`estimated: true` when any count comes from [`tokens`] rather than
+//!   from the backend),
 //! * a final [`ModelEvent::Done`] with a `finish_reason` (`"stop"`,
-//!   `"length"`, ...).
+//!   `"length"`, `"tool_calls"`, ...).
 //!
-//! An `Err(LlmError)` ends the stream. Dropping the stream cancels the
-//! generation, so the engine cancels a turn by dropping it. This shape fits
-//! remote providers (OpenAI-compatible and Anthropic SSE streams map directly
-//! onto deltas + usage + finish reason), which are added later.
+//! An `Err(LlmError)` ends the stream; if output was already produced it is
+//! preceded by a (usually estimated) `Usage`. Dropping the stream cancels
+//! the generation (for a provider: closes the HTTP connection), so the
+//! engine cancels a turn by dropping it.
+//!
+//! # Providers and reliability
+//! [`OpenAiProvider`] (Chat Completions, also for OpenAI-compatible servers)
+//! and [`AnthropicProvider`] (Messages API) speak SSE (or plain JSON with
+//! `stream = false`); see [`providers`]. [`Resilient`] wraps a chain
+//! `[primary, fallbacks...]` with first-token and idle timeouts, jittered
+//! exponential retries on connect errors / 429 / 5xx before any output, and
+//! fallback to the next model; once output has started nothing is retried.
+//! [`LlmError`]'s `Display` never carries provider bodies, URLs or keys.
 //!
 //! [`ModelRegistry`] maps model ids to a [`ModelEntry`] (the model, its
 //! [`Pricing`], context window and output cap). [`ModelRegistry::builtin`]
-//! holds only [`FAQ_MODEL_ID`].
+//! holds only [`FAQ_MODEL_ID`]; [`ModelRegistry::from_toml_file`] adds the
+//! models of a `models.toml` (format and example there), each served
+//! through a [`Resilient`] chain.
 //!
 //! # The `faq` model and confidence
 //! [`FaqIndex`] ranks FAQ entries for a query with BM25 over question (counted

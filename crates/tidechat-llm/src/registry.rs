@@ -1,37 +1,5 @@
-//! The set of models a deployment offers, by id, and its TOML file.
-//!
-//! # `models.toml`
-//! ```toml
-//! [[models]]
-//! id = "gpt-4o-mini"                 # registry id clients ask for
-//! provider = "openai"                # "openai" (any OpenAI-compatible API) | "anthropic"
-//! base_url = "https://api.openai.com/v1"
-//! api_key_env = "OPENAI_API_KEY"     # name of the env var holding the key
-//! upstream_model = "gpt-4o-mini"     # the provider's model name
-//! context_window = 128000
-//! max_output_tokens = 4096
-//! input_usd_per_mtok = 0.15
-//! output_usd_per_mtok = 0.60
-//! fallbacks = ["claude-haiku", "faq"]  # optional, tried in order
-//! # optional:
-//! stream = true                      # false: non-streaming API
-//! connect_timeout_ms = 5000          # default 10000
-//! first_token_timeout_ms = 20000     # default 30000
-//! idle_timeout_ms = 60000            # default 60000 (gap between chunks)
-//! max_retries = 2                    # default 2
-//! retry_base_ms = 250                # default 250
-//! retry_max_ms = 4000                # default 4000
-//! ```
-//!
-//! Every configured model is served through [`Resilient`]: its chain is the
-//! model itself followed by the chain of each of its `fallbacks` in order
-//! (depth first), skipping models already in the chain. Each link keeps its
-//! own timeouts, retries, pricing and output cap. `"faq"` may be used as a
-//! fallback (the built-in FAQ answer as a last resort). Load errors: a
-//! duplicate or reserved id, an unknown fallback, a fallback cycle, an
-//! `api_key_env` naming an unset variable, an `anthropic` model without
-//! `api_key_env` (OpenAI-compatible servers such as Ollama may omit it), an
-//! unknown field, or an out-of-range number.
+//! The set of models a deployment offers, by id, and its TOML file
+//! (format on [`ModelRegistry::from_toml_file`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -112,8 +80,41 @@ impl ModelRegistry {
         self.entries.keys().cloned().collect()
     }
 
-    /// The built-in models plus those of the TOML file at `path` (see the
-    /// module docs), reading API keys from the process environment.
+    /// The built-in models plus those of the TOML file at `path`, reading
+    /// API keys from the process environment.
+    ///
+    /// # `models.toml`
+    /// ```toml
+    /// [[models]]
+    /// id = "gpt-4o-mini"                 # registry id clients ask for
+    /// provider = "openai"                # "openai" (any OpenAI-compatible API) | "anthropic"
+    /// base_url = "https://api.openai.com/v1"
+    /// api_key_env = "OPENAI_API_KEY"     # name of the env var holding the key
+    /// upstream_model = "gpt-4o-mini"     # the provider's model name
+    /// context_window = 128000
+    /// max_output_tokens = 4096
+    /// input_usd_per_mtok = 0.15
+    /// output_usd_per_mtok = 0.60
+    /// fallbacks = ["claude-haiku", "faq"]  # optional, tried in order
+    /// # optional:
+    /// stream = true                      # false: non-streaming API
+    /// connect_timeout_ms = 5000          # default 10000
+    /// first_token_timeout_ms = 20000     # default 30000
+    /// idle_timeout_ms = 60000            # default 60000 (gap between chunks)
+    /// max_retries = 2                    # default 2
+    /// retry_base_ms = 250                # default 250
+    /// retry_max_ms = 4000                # default 4000
+    /// ```
+    ///
+    /// Every configured model is served through [`Resilient`]: its chain is the
+    /// model itself followed by the chain of each of its `fallbacks` in order
+    /// (depth first), skipping models already in the chain. Each link keeps its
+    /// own timeouts, retries, pricing and output cap. `"faq"` may be used as a
+    /// fallback (the built-in FAQ answer as a last resort). Load errors: a
+    /// duplicate or reserved id, an unknown fallback, a fallback cycle, an
+    /// `api_key_env` naming an unset variable, an `anthropic` model without
+    /// `api_key_env` (OpenAI-compatible servers such as Ollama may omit it), an
+    /// unknown field, or an out-of-range number.
     pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self, RegistryError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io {

@@ -315,20 +315,18 @@ fn report(outcomes: &[Outcome]) -> (Group, String) {
     (total, out)
 }
 
-/// Higher is worse. A confidently wrong answer is the worst outcome for a
-/// support bot, so failures that are *answered* (in scope) rank above those
-/// that fall back; within each group, a missing expected entry ranks above a
-/// low rank, and higher confidence ranks above lower.
+/// Higher is worse. A wrong answer given with confidence is the worst
+/// outcome for a support bot, so failures that are *answered* (in scope) rank
+/// above those that fall back. Within each group: an unanswerable query, or an
+/// answerable one whose entry is missing from the results, ranks above a
+/// right entry at a low rank, which ranks above a right entry at rank 1 (only
+/// below the threshold); ties go to the higher confidence.
 fn severity(o: &Outcome) -> f64 {
     let answered = if o.out_of_scope { 0.0 } else { 10.0 };
-    let miss = if o.answerable() {
-        match o.rank {
-            None => 5.0,
-            Some(1) => 0.0, // right entry, but below the threshold
-            Some(r) => 1.0 + r as f64 / 10.0,
-        }
-    } else {
-        3.0
+    let miss = match (o.answerable(), o.rank) {
+        (false, _) | (true, None) => 5.0,
+        (true, Some(1)) => 0.0,
+        (true, Some(r)) => 1.0 + r as f64 / 10.0,
     };
     answered + miss + o.top_confidence
 }

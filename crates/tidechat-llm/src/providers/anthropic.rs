@@ -426,4 +426,21 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn error_events_are_classified_without_their_message() {
+        let mut p = Parser::default();
+        let mut out = Vec::new();
+        let overloaded =
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"secret body"}}"#;
+        let e = p.event("error", overloaded, &mut out).unwrap_err();
+        assert!(e.is_retryable());
+        assert!(!e.to_string().contains("secret"));
+        let invalid = r#"{"type":"error","error":{"type":"invalid_request_error","message":"x"}}"#;
+        assert!(!p
+            .event("error", invalid, &mut out)
+            .unwrap_err()
+            .is_retryable());
+        assert!(p.event("", "not json", &mut out).is_err());
+    }
 }
