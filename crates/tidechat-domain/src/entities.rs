@@ -191,6 +191,8 @@ pub struct Message {
     pub moderation_verdict: String,
     pub drift_score: f64,
     pub status: MessageStatus,
+    /// Milliseconds from accepting the turn to the first reply text.
+    pub first_token_ms: Option<i64>,
     pub created_at: Timestamp,
 }
 
@@ -202,6 +204,7 @@ pub struct ApiKey {
     pub name: String,
     /// The first characters of the key, safe to show in listings.
     pub prefix: String,
+    pub scope: KeyScope,
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
 }
@@ -237,4 +240,72 @@ pub struct EndUser {
     pub user_id: String,
     pub created_at: Timestamp,
     pub last_seen_at: Timestamp,
+}
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyScope {
+    /// Everything in the organization.
+    #[default]
+    Admin,
+    /// Sessions and messages only.
+    Chat,
+}
+
+impl KeyScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Chat => "chat",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "admin" => Some(Self::Admin),
+            "chat" => Some(Self::Chat),
+            _ => None,
+        }
+    }
+}
+
+/// Limits and quotas of an organization or an API key. `None` means "not
+/// set here": a key falls back to its organization, an organization to the
+/// server defaults (quotas: unlimited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    pub requests_per_minute: Option<i64>,
+    /// Open streams and WebSocket connections (organizations only).
+    pub max_concurrent_streams: Option<i64>,
+    /// Input + output tokens per calendar month (UTC).
+    pub monthly_tokens: Option<i64>,
+    pub monthly_cost_usd_micros: Option<i64>,
+}
+
+/// A tool an organization exposes to its models: tidechat POSTs the call's
+/// arguments, signed with `secret`, to `url`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpTool {
+    pub id: ToolId,
+    pub org_id: OrgId,
+    /// Unique per organization; what `toolNames` refers to.
+    pub name: String,
+    pub description: String,
+    /// JSON schema of the arguments.
+    pub parameters: Value,
+    pub url: String,
+    /// HMAC-SHA256 key for the `X-Tidechat-Signature` header; never shown again.
+    pub secret: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Fields a caller supplies to create or replace a tool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpToolDraft {
+    pub name: String,
+    pub description: String,
+    pub parameters: Value,
+    pub url: String,
+    pub secret: String,
 }

@@ -93,6 +93,8 @@ prefixed_id!(/// An FAQ entry.
     FaqId, "faq");
 prefixed_id!(/// An end user of a tenant.
     EndUserId, "usr");
+prefixed_id!(/// An organization's HTTP tool.
+    ToolId, "tol");
 
 #[cfg(test)]
 mod tests {

@@ -30,6 +30,10 @@ pub const FAQ_ANSWER_MAX_CHARS: usize = 20_000;
 pub const FAQ_TAGS_MAX: usize = 20;
 pub const FAQ_TAG_MAX_CHARS: usize = 64;
 pub const FAQ_IMPORT_MAX_ENTRIES: usize = 5_000;
+pub const TOOL_NAME_MAX_CHARS: usize = 64;
+pub const TOOL_DESCRIPTION_MAX_CHARS: usize = 1_000;
+pub const TOOL_PARAMETERS_MAX_BYTES: usize = 16 * 1024;
+pub const TOOL_SECRET_MIN_CHARS: usize = 16;
 
 fn err(field: &'static str, message: impl Into<String>) -> ValidationError {
     ValidationError::new(field, message)
@@ -151,6 +155,34 @@ pub fn faq(draft: &FaqDraft) -> Result<(), ValidationError> {
         required_text("tags", tag, FAQ_TAG_MAX_CHARS)?;
     }
     Ok(())
+}
+
+/// A tool name: letters, digits, `_` and `-`, starting with a letter (what
+/// both OpenAI and Anthropic accept).
+pub fn tool(draft: &crate::entities::HttpToolDraft) -> Result<(), ValidationError> {
+    required_text("name", &draft.name, TOOL_NAME_MAX_CHARS)?;
+    let mut chars = draft.name.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid {
+        return Err(err("name", "must start with a letter and use only letters, digits, `_` and `-`"));
+    }
+    required_text("description", &draft.description, TOOL_DESCRIPTION_MAX_CHARS)?;
+    if !draft.parameters.is_object() {
+        return Err(err("parameters", "must be a JSON schema object"));
+    }
+    let size = serde_json::to_vec(&draft.parameters).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > TOOL_PARAMETERS_MAX_BYTES {
+        return Err(err("parameters", format!("must be at most {TOOL_PARAMETERS_MAX_BYTES} bytes of JSON")));
+    }
+    if !(draft.url.starts_with("https://") || draft.url.starts_with("http://")) {
+        return Err(err("url", "must be an http:// or https:// URL"));
+    }
+    optional_text("url", &draft.url, 2_000)?;
+    if draft.secret.chars().count() < TOOL_SECRET_MIN_CHARS {
+        return Err(err("secret", format!("must be at least {TOOL_SECRET_MIN_CHARS} characters")));
+    }
+    optional_text("secret", &draft.secret, 512)
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ pub mod schema;
 pub mod testing;
 
 use chrono::{DateTime, Utc};
-use tidechat_domain::{MessageId, MessageStatus, OrgId, Role, SessionId, SessionStatus};
+use tidechat_domain::{ApiKeyId, MessageId, MessageStatus, OrgId, Role, SessionId, SessionStatus};
 
 pub use error::StoreError;
 pub use models::truncate_timestamp;
@@ -103,4 +103,29 @@ pub struct NewMessage {
     pub created_at: DateTime<Utc>,
     /// Whether the tokens and cost count towards the session's totals.
     pub billed: bool,
+    /// The API key the turn is billed to (for session tokens, the key that
+    /// minted them), for per-key quotas and usage.
+    pub api_key_id: Option<ApiKeyId>,
+    /// Milliseconds to the first reply text (assistant messages).
+    pub first_token_ms: Option<i64>,
+}
+
+/// How `Store::usage` groups billed messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageGroup {
+    /// By UTC calendar day (`YYYY-MM-DD`).
+    Day,
+    Model,
+    ApiKey,
+}
+
+/// Usage of one group: billed replies, their tokens and cost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageRow {
+    /// The day, model id or API key id (`None`: no key, e.g. operator CLI).
+    pub key: Option<String>,
+    pub requests: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd_micros: i64,
 }

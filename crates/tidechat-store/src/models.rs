@@ -234,6 +234,7 @@ pub(crate) struct NewApiKeyRow {
     pub key_hash: String,
     pub created_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
+    pub scope: String,
 }
 
 impl NewApiKeyRow {
@@ -247,6 +248,7 @@ impl NewApiKeyRow {
             key_hash: key_hash.to_owned(),
             created_at: to_db_ts(k.created_at),
             revoked_at: k.revoked_at.map(to_db_ts),
+            scope: k.scope.as_str().to_owned(),
         }
     }
 }
@@ -263,11 +265,14 @@ pub(crate) struct ApiKeyRow {
     pub prefix: String,
     pub created_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
+    pub scope: String,
 }
 
 impl ApiKeyRow {
     pub fn into_domain(self) -> ApiKey {
         ApiKey {
+            // An unknown scope reads as the narrowest one.
+            scope: tidechat_domain::KeyScope::parse(&self.scope).unwrap_or(tidechat_domain::KeyScope::Chat),
             id: ApiKeyId::from_trusted(self.id),
             org_id: OrgId::from_trusted(self.org_id),
             workspace_id: WorkspaceId::from_trusted(self.workspace_id),
@@ -376,6 +381,8 @@ pub(crate) struct MessageRow {
     pub drift_score: f64,
     pub status: String,
     pub created_at: NaiveDateTime,
+    pub api_key_id: Option<String>,
+    pub first_token_ms: Option<i64>,
 }
 
 impl MessageRow {
@@ -397,6 +404,8 @@ impl MessageRow {
             drift_score: m.drift_score,
             status: m.status.as_str().to_owned(),
             created_at: to_db_ts(m.created_at),
+            api_key_id: m.api_key_id.as_ref().map(|k| k.as_str().to_owned()),
+            first_token_ms: m.first_token_ms,
         }
     }
 
@@ -420,6 +429,7 @@ impl MessageRow {
             moderation_verdict: self.moderation_verdict,
             drift_score: self.drift_score,
             status,
+            first_token_ms: self.first_token_ms,
             created_at: from_db_ts(self.created_at),
         })
     }
@@ -528,5 +538,81 @@ impl EndUserRow {
             created_at: from_db_ts(self.created_at),
             last_seen_at: from_db_ts(self.last_seen_at),
         }
+    }
+}
+
+// ---------------------------------------------------------------- limits
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = limits)]
+#[diesel(treat_none_as_null = true)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub(crate) struct LimitsRow {
+    pub org_id: String,
+    pub api_key_id: String,
+    pub requests_per_minute: Option<i64>,
+    pub max_concurrent_streams: Option<i64>,
+    pub monthly_tokens: Option<i64>,
+    pub monthly_cost_usd_micros: Option<i64>,
+    pub updated_at: NaiveDateTime,
+}
+
+impl LimitsRow {
+    pub fn into_domain(self) -> tidechat_domain::Limits {
+        tidechat_domain::Limits {
+            requests_per_minute: self.requests_per_minute,
+            max_concurrent_streams: self.max_concurrent_streams,
+            monthly_tokens: self.monthly_tokens,
+            monthly_cost_usd_micros: self.monthly_cost_usd_micros,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- tools
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = tools)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub(crate) struct ToolRow {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub description: String,
+    pub parameters: String,
+    pub url: String,
+    pub secret: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl ToolRow {
+    pub fn from_domain(t: &tidechat_domain::HttpTool) -> Self {
+        Self {
+            id: t.id.as_str().to_owned(),
+            org_id: t.org_id.as_str().to_owned(),
+            name: t.name.clone(),
+            description: t.description.clone(),
+            parameters: t.parameters.to_string(),
+            url: t.url.clone(),
+            secret: t.secret.clone(),
+            created_at: to_db_ts(t.created_at),
+            updated_at: to_db_ts(t.updated_at),
+        }
+    }
+
+    pub fn into_domain(self) -> Result<tidechat_domain::HttpTool, StoreError> {
+        let parameters = serde_json::from_str(&self.parameters)
+            .map_err(|e| corrupt("tools", &self.id, format!("bad JSON: {e}")))?;
+        Ok(tidechat_domain::HttpTool {
+            id: tidechat_domain::ToolId::from_trusted(self.id),
+            org_id: OrgId::from_trusted(self.org_id),
+            name: self.name,
+            description: self.description,
+            parameters,
+            url: self.url,
+            secret: self.secret,
+            created_at: from_db_ts(self.created_at),
+            updated_at: from_db_ts(self.updated_at),
+        })
     }
 }

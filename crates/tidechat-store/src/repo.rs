@@ -152,6 +152,20 @@ impl Store {
     }
 
     /// All keys of the organization, newest first.
+    /// One key of the organization (revoked ones too).
+    pub async fn get_api_key(&self, org: &OrgId, id: &ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
+        let row: Option<ApiKeyRow> = with_conn!(self, conn => {
+            api_keys::table
+                .filter(api_keys::id.eq(id.as_str()))
+                .filter(api_keys::org_id.eq(org.as_str()))
+                .select(ApiKeyRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        });
+        Ok(row.map(ApiKeyRow::into_domain))
+    }
+
     pub async fn list_api_keys(&self, org: &OrgId) -> Result<Vec<ApiKey>, StoreError> {
         let rows: Vec<ApiKeyRow> = with_conn!(self, conn => {
             api_keys::table
@@ -798,4 +812,270 @@ impl Store {
         })?;
         Ok((row.into_domain(), created))
     }
+
+    // ------------------------------------------------------------ limits and usage
+
+    /// The limits set on the organization (`key` = None) or on one of its
+    /// keys; all `None` when nothing is set.
+    pub async fn get_limits(
+        &self,
+        org: &OrgId,
+        key: Option<&ApiKeyId>,
+    ) -> Result<tidechat_domain::Limits, StoreError> {
+        let key = key.map(ApiKeyId::as_str).unwrap_or_default();
+        let row: Option<LimitsRow> = with_conn!(self, conn => {
+            limits::table
+                .filter(limits::org_id.eq(org.as_str()))
+                .filter(limits::api_key_id.eq(key))
+                .select(LimitsRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        });
+        Ok(row.map(LimitsRow::into_domain).unwrap_or_default())
+    }
+
+    /// Replaces the limits of the organization or of one of its keys. A key
+    /// of another organization is `Ok(false)`.
+    pub async fn set_limits(
+        &self,
+        org: &OrgId,
+        key: Option<&ApiKeyId>,
+        value: &tidechat_domain::Limits,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let row = LimitsRow {
+            org_id: org.as_str().to_owned(),
+            api_key_id: key.map(ApiKeyId::as_str).unwrap_or_default().to_owned(),
+            requests_per_minute: value.requests_per_minute,
+            max_concurrent_streams: value.max_concurrent_streams,
+            monthly_tokens: value.monthly_tokens,
+            monthly_cost_usd_micros: value.monthly_cost_usd_micros,
+            updated_at: to_db_ts(at),
+        };
+        with_tx!(self, conn => {
+            if let Some(key) = key {
+                let owned: i64 = api_keys::table
+                    .filter(api_keys::id.eq(key.as_str()))
+                    .filter(api_keys::org_id.eq(org.as_str()))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if owned == 0 {
+                    return Ok(false);
+                }
+            }
+            diesel::insert_into(limits::table)
+                .values(&row)
+                .on_conflict((limits::org_id, limits::api_key_id))
+                .do_update()
+                .set(&row)
+                .execute(conn)
+                .await?;
+            Ok(true)
+        })
+    }
+
+    /// Tokens (input + output) and cost of the billed replies of the
+    /// organization — or of one of its keys — created at or after `since`.
+    pub async fn usage_since(
+        &self,
+        org: &OrgId,
+        key: Option<&ApiKeyId>,
+        since: DateTime<Utc>,
+    ) -> Result<(i64, i64), StoreError> {
+        let since = to_db_ts(since);
+        let key = key.map(|k| k.as_str().to_owned());
+        let (pg, sqlite) = (
+            "SELECT CAST(COALESCE(SUM(input_tokens + output_tokens), 0) AS BIGINT) AS tokens, \
+             CAST(COALESCE(SUM(cost_usd_micros), 0) AS BIGINT) AS cost FROM messages \
+             WHERE org_id = $1 AND role = 'assistant' AND created_at >= $2 AND ($3 IS NULL OR api_key_id = $3)",
+            "SELECT CAST(COALESCE(SUM(input_tokens + output_tokens), 0) AS BIGINT) AS tokens, \
+             CAST(COALESCE(SUM(cost_usd_micros), 0) AS BIGINT) AS cost FROM messages \
+             WHERE org_id = ?1 AND role = 'assistant' AND created_at >= ?2 AND (?3 IS NULL OR api_key_id = ?3)",
+        );
+        let sql = if self.backend() == crate::Backend::Postgres { pg } else { sqlite };
+        let row: UsageTotalsRow = with_conn!(self, conn => {
+            diesel::sql_query(sql)
+                .bind::<diesel::sql_types::Text, _>(org.as_str())
+                .bind::<Timestamp, _>(since)
+                .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(key.as_deref())
+                .get_result(conn)
+                .await?
+        });
+        Ok((row.tokens, row.cost))
+    }
+
+    /// Billed replies of the organization created in `[from, to)`, grouped.
+    pub async fn usage(
+        &self,
+        org: &OrgId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        group: crate::UsageGroup,
+    ) -> Result<Vec<crate::UsageRow>, StoreError> {
+        let postgres = self.backend() == crate::Backend::Postgres;
+        let key = match (group, postgres) {
+            (crate::UsageGroup::Day, true) => "to_char(created_at, 'YYYY-MM-DD')",
+            (crate::UsageGroup::Day, false) => "substr(created_at, 1, 10)",
+            (crate::UsageGroup::Model, _) => "model",
+            (crate::UsageGroup::ApiKey, _) => "api_key_id",
+        };
+        let (o, f, t) = if postgres { ("$1", "$2", "$3") } else { ("?1", "?2", "?3") };
+        let sql = format!(
+            "SELECT {key} AS key, COUNT(*) AS requests, \
+             CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
+             CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
+             CAST(COALESCE(SUM(cost_usd_micros), 0) AS BIGINT) AS cost_usd_micros \
+             FROM messages WHERE org_id = {o} AND role = 'assistant' \
+             AND created_at >= {f} AND created_at < {t} GROUP BY 1 ORDER BY 1"
+        );
+        let (from, to) = (to_db_ts(from), to_db_ts(to));
+        let rows: Vec<UsageGroupRow> = with_conn!(self, conn => {
+            diesel::sql_query(&sql)
+                .bind::<diesel::sql_types::Text, _>(org.as_str())
+                .bind::<Timestamp, _>(from)
+                .bind::<Timestamp, _>(to)
+                .load(conn)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|r| crate::UsageRow {
+                key: r.key,
+                requests: r.requests,
+                input_tokens: r.input_tokens,
+                output_tokens: r.output_tokens,
+                cost_usd_micros: r.cost_usd_micros,
+            })
+            .collect())
+    }
+
+    // ------------------------------------------------------------ tools
+
+    /// Inserts a tool; a name already used in the organization is `Conflict`.
+    pub async fn insert_tool(&self, tool: &tidechat_domain::HttpTool) -> Result<(), StoreError> {
+        let row = ToolRow::from_domain(tool);
+        with_tx!(self, conn => {
+            diesel::insert_into(tools::table).values(&row).execute(conn).await?;
+            Ok(())
+        })
+    }
+
+    pub async fn get_tool(
+        &self,
+        org: &OrgId,
+        id: &tidechat_domain::ToolId,
+    ) -> Result<Option<tidechat_domain::HttpTool>, StoreError> {
+        let row: Option<ToolRow> = with_conn!(self, conn => {
+            tools::table
+                .filter(tools::id.eq(id.as_str()))
+                .filter(tools::org_id.eq(org.as_str()))
+                .select(ToolRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        });
+        row.map(ToolRow::into_domain).transpose()
+    }
+
+    /// The organization's tools with these names (unknown names are absent).
+    pub async fn tools_named(
+        &self,
+        org: &OrgId,
+        names: &[String],
+    ) -> Result<Vec<tidechat_domain::HttpTool>, StoreError> {
+        let rows: Vec<ToolRow> = with_conn!(self, conn => {
+            tools::table
+                .filter(tools::org_id.eq(org.as_str()))
+                .filter(tools::name.eq_any(names))
+                .select(ToolRow::as_select())
+                .load(conn)
+                .await?
+        });
+        rows.into_iter().map(ToolRow::into_domain).collect()
+    }
+
+    /// The organization's tools, by name.
+    pub async fn list_tools(&self, org: &OrgId) -> Result<Vec<tidechat_domain::HttpTool>, StoreError> {
+        let rows: Vec<ToolRow> = with_conn!(self, conn => {
+            tools::table
+                .filter(tools::org_id.eq(org.as_str()))
+                .select(ToolRow::as_select())
+                .order(tools::name.asc())
+                .load(conn)
+                .await?
+        });
+        rows.into_iter().map(ToolRow::into_domain).collect()
+    }
+
+    /// Replaces a tool's fields; `Ok(None)` when it is not in the organization.
+    pub async fn update_tool(
+        &self,
+        org: &OrgId,
+        id: &tidechat_domain::ToolId,
+        draft: &tidechat_domain::HttpToolDraft,
+        at: DateTime<Utc>,
+    ) -> Result<Option<tidechat_domain::HttpTool>, StoreError> {
+        let at = to_db_ts(at);
+        let parameters = draft.parameters.to_string();
+        let row: Option<ToolRow> = with_tx!(self, conn => {
+            let updated = diesel::update(tools::table)
+                .filter(tools::id.eq(id.as_str()))
+                .filter(tools::org_id.eq(org.as_str()))
+                .set((
+                    tools::name.eq(&draft.name),
+                    tools::description.eq(&draft.description),
+                    tools::parameters.eq(&parameters),
+                    tools::url.eq(&draft.url),
+                    tools::secret.eq(&draft.secret),
+                    tools::updated_at.eq(at),
+                ))
+                .execute(conn)
+                .await?;
+            if updated == 0 {
+                return Ok(None);
+            }
+            Ok(tools::table
+                .filter(tools::id.eq(id.as_str()))
+                .select(ToolRow::as_select())
+                .first(conn)
+                .await
+                .optional()?)
+        })?;
+        row.map(ToolRow::into_domain).transpose()
+    }
+
+    pub async fn delete_tool(&self, org: &OrgId, id: &tidechat_domain::ToolId) -> Result<bool, StoreError> {
+        let deleted = with_tx!(self, conn => {
+            Ok(diesel::delete(tools::table)
+                .filter(tools::id.eq(id.as_str()))
+                .filter(tools::org_id.eq(org.as_str()))
+                .execute(conn)
+                .await?)
+        })?;
+        Ok(deleted > 0)
+    }
+}
+
+#[derive(QueryableByName)]
+struct UsageTotalsRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    tokens: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    cost: i64,
+}
+
+#[derive(QueryableByName)]
+struct UsageGroupRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    key: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    requests: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    input_tokens: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    output_tokens: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    cost_usd_micros: i64,
 }

@@ -49,6 +49,33 @@ diesel::table! {
         key_hash -> Text,
         created_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        scope -> Text,
+    }
+}
+
+diesel::table! {
+    tools (id) {
+        id -> Text,
+        org_id -> Text,
+        name -> Text,
+        description -> Text,
+        parameters -> Text,
+        url -> Text,
+        secret -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    limits (org_id, api_key_id) {
+        org_id -> Text,
+        api_key_id -> Text,
+        requests_per_minute -> Nullable<BigInt>,
+        max_concurrent_streams -> Nullable<BigInt>,
+        monthly_tokens -> Nullable<BigInt>,
+        monthly_cost_usd_micros -> Nullable<BigInt>,
+        updated_at -> Timestamp,
     }
 }
 
@@ -102,6 +129,8 @@ diesel::table! {
         drift_score -> Double,
         status -> Text,
         created_at -> Timestamp,
+        api_key_id -> Nullable<Text>,
+        first_token_ms -> Nullable<BigInt>,
     }
 }
 
@@ -144,4 +173,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     faq_entries,
     server_secrets,
     end_users,
+    limits,
+    tools,
 );

@@ -49,6 +49,8 @@ both_backends!(
     migrate_idempotent,
     cancelled_writes_release_locks,
     external_sessions_and_end_users,
+    limits_and_usage,
+    tools_crud,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -119,6 +121,7 @@ async fn tenant(store: &Store, name: &str) -> Tenant {
         workspace_id: ws.id.clone(),
         name: "bootstrap".to_owned(),
         prefix: "tc_live_abcd".to_owned(),
+        scope: KeyScope::Admin,
         created_at: t(3),
         revoked_at: None,
     };
@@ -181,6 +184,8 @@ fn new_message(s: &Session, content: &str, billed: bool, at: DateTime<Utc>) -> N
         status: MessageStatus::Partial,
         created_at: at,
         billed,
+        api_key_id: None,
+        first_token_ms: Some(12),
     }
 }
 
@@ -316,6 +321,7 @@ async fn bundle_round_trip(db: &TestDb) {
         moderation_verdict: "allow".into(),
         drift_score: 0.125,
         status: MessageStatus::Partial,
+        first_token_ms: Some(12),
         created_at: micros(t(30)),
     };
     assert_eq!(m, expected_msg);
@@ -1045,6 +1051,7 @@ async fn revoke_idempotent(db: &TestDb) {
         workspace_id: tn.ws.id.clone(),
         name: "second 🔑".into(),
         prefix: "tc_live_efgh".into(),
+        scope: KeyScope::Chat,
         created_at: t(50),
         revoked_at: None,
     };
@@ -1346,4 +1353,87 @@ async fn external_sessions_and_end_users(db: &TestDb) {
         .unwrap();
     assert!(created, "end users are per organization");
     assert_ne!(in_b.id, u.id);
+}
+
+async fn limits_and_usage(db: &TestDb) {
+    let store = &db.store;
+    let a = tenant(store, "A").await;
+    let b = tenant(store, "B").await;
+    assert_eq!(store.get_limits(&a.org.id, None).await.unwrap(), Limits::default());
+    let org_limits = Limits { requests_per_minute: Some(10), max_concurrent_streams: Some(3), monthly_tokens: Some(1000), monthly_cost_usd_micros: None };
+    assert!(store.set_limits(&a.org.id, None, &org_limits, t(1)).await.unwrap());
+    let key_limits = Limits { requests_per_minute: Some(5), ..Limits::default() };
+    assert!(store.set_limits(&a.org.id, Some(&a.key.id), &key_limits, t(1)).await.unwrap());
+    assert_eq!(store.get_limits(&a.org.id, None).await.unwrap(), org_limits);
+    assert_eq!(store.get_limits(&a.org.id, Some(&a.key.id)).await.unwrap(), key_limits);
+    // Replacing clears what is no longer set.
+    assert!(store.set_limits(&a.org.id, None, &Limits::default(), t(2)).await.unwrap());
+    assert_eq!(store.get_limits(&a.org.id, None).await.unwrap(), Limits::default());
+    // Another organization's key is refused and not changed.
+    assert!(!store.set_limits(&b.org.id, Some(&a.key.id), &Limits::default(), t(3)).await.unwrap());
+    assert_eq!(store.get_limits(&a.org.id, Some(&a.key.id)).await.unwrap(), key_limits);
+    assert_eq!(store.get_limits(&b.org.id, None).await.unwrap(), Limits::default());
+
+    let s = session(&a, None);
+    store.insert_session(&s).await.unwrap();
+    let mut m1 = new_message(&s, "one", true, t(100));
+    m1.api_key_id = Some(a.key.id.clone());
+    let mut m2 = new_message(&s, "two", true, t(200));
+    m2.model = "other".into();
+    let mut user = new_message(&s, "hi", false, t(150));
+    user.role = Role::User;
+    user.input_tokens = 500;
+    for m in [&m1, &user, &m2] {
+        store.append_message(m).await.unwrap();
+    }
+    let (tokens, cost) = store.usage_since(&a.org.id, None, t(0)).await.unwrap();
+    assert_eq!((tokens, cost), (2 * 33, 2 * 1_234), "user messages are not billed");
+    assert_eq!(store.usage_since(&a.org.id, Some(&a.key.id), t(0)).await.unwrap(), (33, 1_234));
+    assert_eq!(store.usage_since(&a.org.id, None, t(150)).await.unwrap(), (33, 1_234));
+    assert_eq!(store.usage_since(&b.org.id, None, t(0)).await.unwrap(), (0, 0));
+
+    let by_model = store.usage(&a.org.id, t(0), t(1_000_000), UsageGroup::Model).await.unwrap();
+    assert_eq!(by_model.len(), 2);
+    assert_eq!(by_model[0].key.as_deref(), Some("gpt-test"));
+    assert_eq!((by_model[0].requests, by_model[0].input_tokens, by_model[0].output_tokens, by_model[0].cost_usd_micros), (1, 11, 22, 1_234));
+    let by_key = store.usage(&a.org.id, t(0), t(1_000_000), UsageGroup::ApiKey).await.unwrap();
+    let keyed: Vec<_> = by_key.iter().map(|r| (r.key.clone(), r.requests)).collect();
+    assert!(keyed.contains(&(None, 1)) && keyed.contains(&(Some(a.key.id.to_string()), 1)), "{keyed:?}");
+    let by_day = store.usage(&a.org.id, t(0), t(1_000_000), UsageGroup::Day).await.unwrap();
+    assert_eq!(by_day.len(), 1);
+    assert_eq!(by_day[0].key.as_deref(), Some(&t(100).format("%Y-%m-%d").to_string()[..]));
+    assert_eq!(by_day[0].requests, 2);
+    assert!(store.usage(&a.org.id, t(201), t(1_000_000), UsageGroup::Day).await.unwrap().is_empty());
+}
+
+async fn tools_crud(db: &TestDb) {
+    let store = &db.store;
+    let a = tenant(store, "A").await;
+    let b = tenant(store, "B").await;
+    let tool = HttpTool {
+        id: ToolId::generate(),
+        org_id: a.org.id.clone(),
+        name: "lookup_order".into(),
+        description: "Finds an order — ünïcode".into(),
+        parameters: json!({"type": "object", "properties": {"id": {"type": "string"}}}),
+        url: "https://example.com/hook".into(),
+        secret: "s3cret-s3cret-s3cret".into(),
+        created_at: t(1),
+        updated_at: t(1),
+    };
+    store.insert_tool(&tool).await.unwrap();
+    let stored = HttpTool { created_at: micros(t(1)), updated_at: micros(t(1)), ..tool.clone() };
+    assert_eq!(store.get_tool(&a.org.id, &tool.id).await.unwrap(), Some(stored.clone()));
+    assert_eq!(store.get_tool(&b.org.id, &tool.id).await.unwrap(), None);
+    assert!(store.insert_tool(&HttpTool { id: ToolId::generate(), ..tool.clone() }).await.is_err(), "names are unique per org");
+    store.insert_tool(&HttpTool { id: ToolId::generate(), org_id: b.org.id.clone(), ..tool.clone() }).await.unwrap();
+    assert_eq!(store.tools_named(&a.org.id, &["lookup_order".into(), "nope".into()]).await.unwrap(), vec![stored]);
+    assert_eq!(store.list_tools(&a.org.id).await.unwrap().len(), 1);
+    let draft = HttpToolDraft { name: "lookup".into(), description: "d".into(), parameters: json!({}), url: "https://x.test".into(), secret: "another-secret-123".into() };
+    assert!(store.update_tool(&b.org.id, &tool.id, &draft, t(2)).await.unwrap().is_none());
+    let updated = store.update_tool(&a.org.id, &tool.id, &draft, t(2)).await.unwrap().unwrap();
+    assert_eq!((updated.name.as_str(), updated.updated_at), ("lookup", micros(t(2))));
+    assert!(!store.delete_tool(&b.org.id, &tool.id).await.unwrap());
+    assert!(store.delete_tool(&a.org.id, &tool.id).await.unwrap());
+    assert!(store.get_tool(&a.org.id, &tool.id).await.unwrap().is_none());
 }

@@ -1,0 +1,2 @@
+ALTER TABLE messages DROP COLUMN first_token_ms;
+DROP TABLE tools;
