@@ -29,12 +29,16 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Deserialize;
 use tidechat_llm::{FaqDoc, FaqIndex, DEFAULT_CONFIDENCE_THRESHOLD};
 
-// Floors: set from the first honest run (see docs/retrieval.md).
-const FLOOR_HIT_AT_1: f64 = 0.70;
-const FLOOR_HIT_AT_3: f64 = 0.85;
-const FLOOR_OOS_PRECISION: f64 = 0.70;
-const FLOOR_OOS_RECALL: f64 = 0.70;
-const FLOOR_ANSWERED_CORRECTLY: f64 = 0.0;
+// Floors. The first honest run (docs/retrieval.md) measured hit@1 67.7%,
+// hit@3 78.5%, OOS precision 37.1%, OOS recall 57.1%, answered correctly
+// 52.2%: below the targets (0.70 / 0.85 / 0.70 / 0.70), so the floors are the
+// measured values minus 2 points and only guard against regressions. Raise
+// them when the ranker improves; the targets are the goal.
+const FLOOR_HIT_AT_1: f64 = 0.657;
+const FLOOR_HIT_AT_3: f64 = 0.765;
+const FLOOR_OOS_PRECISION: f64 = 0.351;
+const FLOOR_OOS_RECALL: f64 = 0.551;
+const FLOOR_ANSWERED_CORRECTLY: f64 = 0.502;
 
 /// Hits requested from `search` (ranks beyond 3 are only reported).
 const SEARCH_LIMIT: usize = 10;
@@ -67,6 +71,11 @@ struct Query {
     expected: Option<String>,
     kind: String,
     lang: String,
+    /// Unanswerable queries only: `off_topic` (nothing to do with the
+    /// company) or `near_miss` (shares words with FAQ entries but asks
+    /// something the FAQ does not cover).
+    #[serde(default)]
+    subkind: Option<String>,
     #[serde(default)]
     organization_id: Option<String>,
 }
@@ -226,10 +235,14 @@ fn report(outcomes: &[Outcome]) -> (Group, String) {
     let mut total = Group::default();
     let mut by_kind: BTreeMap<&str, Group> = BTreeMap::new();
     let mut by_lang: BTreeMap<&str, Group> = BTreeMap::new();
+    let mut by_subkind: BTreeMap<&str, Group> = BTreeMap::new();
     for o in outcomes {
         total.add(o);
         by_kind.entry(o.query.kind.as_str()).or_default().add(o);
         by_lang.entry(o.query.lang.as_str()).or_default().add(o);
+        if let Some(sub) = &o.query.subkind {
+            by_subkind.entry(sub.as_str()).or_default().add(o);
+        }
     }
     let mut out = String::new();
     let header = "| group | queries | hit@1 | hit@3 | answered correctly | answerable flagged OOS | unanswerable flagged | hit@1 count |\n|---|---:|---:|---:|---:|---:|---:|---:|";
@@ -263,6 +276,14 @@ fn report(outcomes: &[Outcome]) -> (Group, String) {
         total.answerable_flagged + total.unanswerable_flagged,
         total.answerable_flagged,
     ));
+    for (sub, g) in &by_subkind {
+        out.push_str(&format!(
+            "OOS recall on {sub} unanswerable queries: {} ({} / {}).\n",
+            pct(g.oos_recall()),
+            g.unanswerable_flagged,
+            g.unanswerable
+        ));
+    }
     out.push_str("\n### By kind\n\n");
     out.push_str(header);
     out.push('\n');
@@ -369,6 +390,11 @@ fn data_files_are_consistent() {
             q.kind == "unanswerable",
             q.expected.is_none(),
             "expected must be null exactly for unanswerable queries: {q:?}"
+        );
+        assert_eq!(
+            q.kind == "unanswerable",
+            matches!(q.subkind.as_deref(), Some("off_topic" | "near_miss")),
+            "subkind (off_topic | near_miss) exactly on unanswerable queries: {q:?}"
         );
         if let Some(exp) = &q.expected {
             let entry = by_id.get(exp.as_str()).copied();
