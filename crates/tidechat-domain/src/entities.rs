@@ -42,6 +42,10 @@ pub struct Persona {
     pub fallback_reply: String,
     /// Minimum retrieval confidence (0–1) for the FAQ model to answer.
     pub faq_threshold: f64,
+    /// Replace personal data (emails, phone numbers, cards, IBANs) in replies.
+    pub redact_pii: bool,
+    /// Replies whose drift score exceeds this are `flagged`.
+    pub drift_threshold: Option<f64>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -57,6 +61,8 @@ pub struct PersonaDraft {
     pub guardrails: Vec<String>,
     pub fallback_reply: String,
     pub faq_threshold: f64,
+    pub redact_pii: bool,
+    pub drift_threshold: Option<f64>,
 }
 
 impl PersonaDraft {
@@ -105,6 +111,9 @@ pub struct Session {
     pub output_tokens: i64,
     pub cost_usd_micros: i64,
     pub metadata: Map<String, Value>,
+    /// Exponentially weighted mean of the replies' drift scores (null before
+    /// the first reply).
+    pub drift_score: Option<f64>,
     /// The client's own id for the session (the FAQ chat surface's
     /// `sessionId`), unique per organization.
     pub external_id: Option<String>,
@@ -193,6 +202,9 @@ pub struct Message {
     pub status: MessageStatus,
     /// Milliseconds from accepting the turn to the first reply text.
     pub first_token_ms: Option<i64>,
+    /// For a reply replaced by moderation: what the model had written
+    /// (audit; shown to API-key callers only).
+    pub original_content: Option<String>,
     pub created_at: Timestamp,
 }
 
@@ -308,4 +320,17 @@ pub struct HttpToolDraft {
     pub parameters: Value,
     pub url: String,
     pub secret: String,
+}
+
+/// One moderation finding stored with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModerationRecord {
+    /// `input` or `output`.
+    pub stage: String,
+    pub category: String,
+    pub rule: String,
+    /// `block`, `redact`, `flag` or `note`.
+    pub action: String,
+    /// The matched text, shortened; personal data masked.
+    pub excerpt: String,
 }

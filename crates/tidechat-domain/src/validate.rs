@@ -139,6 +139,11 @@ pub fn persona(draft: &PersonaDraft) -> Result<(), ValidationError> {
     if !draft.faq_threshold.is_finite() || !(0.0..=1.0).contains(&draft.faq_threshold) {
         return Err(err("faqThreshold", "must be between 0 and 1"));
     }
+    if let Some(t) = draft.drift_threshold {
+        if !t.is_finite() || !(0.0..=1.0).contains(&t) {
+            return Err(err("driftThreshold", "must be between 0 and 1"));
+        }
+    }
     Ok(())
 }
 
@@ -165,22 +170,37 @@ pub fn tool(draft: &crate::entities::HttpToolDraft) -> Result<(), ValidationErro
     let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if !valid {
-        return Err(err("name", "must start with a letter and use only letters, digits, `_` and `-`"));
+        return Err(err(
+            "name",
+            "must start with a letter and use only letters, digits, `_` and `-`",
+        ));
     }
-    required_text("description", &draft.description, TOOL_DESCRIPTION_MAX_CHARS)?;
+    required_text(
+        "description",
+        &draft.description,
+        TOOL_DESCRIPTION_MAX_CHARS,
+    )?;
     if !draft.parameters.is_object() {
         return Err(err("parameters", "must be a JSON schema object"));
     }
-    let size = serde_json::to_vec(&draft.parameters).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(&draft.parameters)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > TOOL_PARAMETERS_MAX_BYTES {
-        return Err(err("parameters", format!("must be at most {TOOL_PARAMETERS_MAX_BYTES} bytes of JSON")));
+        return Err(err(
+            "parameters",
+            format!("must be at most {TOOL_PARAMETERS_MAX_BYTES} bytes of JSON"),
+        ));
     }
     if !(draft.url.starts_with("https://") || draft.url.starts_with("http://")) {
         return Err(err("url", "must be an http:// or https:// URL"));
     }
     optional_text("url", &draft.url, 2_000)?;
     if draft.secret.chars().count() < TOOL_SECRET_MIN_CHARS {
-        return Err(err("secret", format!("must be at least {TOOL_SECRET_MIN_CHARS} characters")));
+        return Err(err(
+            "secret",
+            format!("must be at least {TOOL_SECRET_MIN_CHARS} characters"),
+        ));
     }
     optional_text("secret", &draft.secret, 512)
 }

@@ -108,6 +108,13 @@ pub struct NewMessage {
     pub api_key_id: Option<ApiKeyId>,
     /// Milliseconds to the first reply text (assistant messages).
     pub first_token_ms: Option<i64>,
+    /// What moderation replaced (audit).
+    pub original_content: Option<String>,
+    /// Findings stored with the message.
+    pub moderation: Vec<tidechat_domain::ModerationRecord>,
+    /// Folds `drift_score` into the session's drift aggregate with this
+    /// weight (exponentially weighted mean); `None` leaves it alone.
+    pub drift_alpha: Option<f64>,
 }
 
 /// How `Store::usage` groups billed messages.

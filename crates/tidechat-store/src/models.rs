@@ -149,6 +149,8 @@ pub(crate) struct PersonaRow {
     pub faq_threshold: f64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub redact_pii: bool,
+    pub drift_threshold: Option<f64>,
 }
 
 impl PersonaRow {
@@ -167,6 +169,8 @@ impl PersonaRow {
             faq_threshold: p.faq_threshold,
             created_at: to_db_ts(p.created_at),
             updated_at: to_db_ts(p.updated_at),
+            redact_pii: p.redact_pii,
+            drift_threshold: p.drift_threshold,
         }
     }
 
@@ -184,6 +188,8 @@ impl PersonaRow {
             guardrails,
             fallback_reply: self.fallback_reply,
             faq_threshold: self.faq_threshold,
+            redact_pii: self.redact_pii,
+            drift_threshold: self.drift_threshold,
             created_at: from_db_ts(self.created_at),
             updated_at: from_db_ts(self.updated_at),
         })
@@ -192,6 +198,7 @@ impl PersonaRow {
 
 #[derive(Debug, Clone, AsChangeset)]
 #[diesel(table_name = personas)]
+#[diesel(treat_none_as_null = true)]
 pub(crate) struct PersonaChanges {
     pub name: String,
     pub system_prompt: String,
@@ -202,6 +209,8 @@ pub(crate) struct PersonaChanges {
     pub fallback_reply: String,
     pub faq_threshold: f64,
     pub updated_at: NaiveDateTime,
+    pub redact_pii: bool,
+    pub drift_threshold: Option<f64>,
 }
 
 impl PersonaChanges {
@@ -216,6 +225,8 @@ impl PersonaChanges {
             fallback_reply: d.fallback_reply.clone(),
             faq_threshold: d.faq_threshold,
             updated_at: to_db_ts(at),
+            redact_pii: d.redact_pii,
+            drift_threshold: d.drift_threshold,
         }
     }
 }
@@ -272,7 +283,8 @@ impl ApiKeyRow {
     pub fn into_domain(self) -> ApiKey {
         ApiKey {
             // An unknown scope reads as the narrowest one.
-            scope: tidechat_domain::KeyScope::parse(&self.scope).unwrap_or(tidechat_domain::KeyScope::Chat),
+            scope: tidechat_domain::KeyScope::parse(&self.scope)
+                .unwrap_or(tidechat_domain::KeyScope::Chat),
             id: ApiKeyId::from_trusted(self.id),
             org_id: OrgId::from_trusted(self.org_id),
             workspace_id: WorkspaceId::from_trusted(self.workspace_id),
@@ -307,6 +319,7 @@ pub(crate) struct SessionRow {
     pub last_active_at: NaiveDateTime,
     pub ended_at: Option<NaiveDateTime>,
     pub external_id: Option<String>,
+    pub drift_ewma: Option<f64>,
 }
 
 impl SessionRow {
@@ -331,6 +344,7 @@ impl SessionRow {
             last_active_at: to_db_ts(s.last_active_at),
             ended_at: s.ended_at.map(to_db_ts),
             external_id: s.external_id.clone(),
+            drift_ewma: s.drift_score,
         }
     }
 
@@ -352,6 +366,7 @@ impl SessionRow {
             cost_usd_micros: self.cost_usd_micros,
             metadata,
             external_id: self.external_id,
+            drift_score: self.drift_ewma,
             started_at: from_db_ts(self.started_at),
             last_active_at: from_db_ts(self.last_active_at),
             ended_at: self.ended_at.map(from_db_ts),
@@ -383,6 +398,7 @@ pub(crate) struct MessageRow {
     pub created_at: NaiveDateTime,
     pub api_key_id: Option<String>,
     pub first_token_ms: Option<i64>,
+    pub original_content: Option<String>,
 }
 
 impl MessageRow {
@@ -406,6 +422,7 @@ impl MessageRow {
             created_at: to_db_ts(m.created_at),
             api_key_id: m.api_key_id.as_ref().map(|k| k.as_str().to_owned()),
             first_token_ms: m.first_token_ms,
+            original_content: m.original_content.clone(),
         }
     }
 
@@ -430,6 +447,7 @@ impl MessageRow {
             drift_score: self.drift_score,
             status,
             first_token_ms: self.first_token_ms,
+            original_content: self.original_content,
             created_at: from_db_ts(self.created_at),
         })
     }
@@ -614,5 +632,33 @@ impl ToolRow {
             created_at: from_db_ts(self.created_at),
             updated_at: from_db_ts(self.updated_at),
         })
+    }
+}
+
+// ---------------------------------------------------------------- moderation
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = moderation_records)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub(crate) struct ModerationRow {
+    pub id: i64,
+    pub message_id: String,
+    pub org_id: String,
+    pub stage: String,
+    pub category: String,
+    pub rule: String,
+    pub action: String,
+    pub excerpt: String,
+}
+
+impl ModerationRow {
+    pub fn into_domain(self) -> tidechat_domain::ModerationRecord {
+        tidechat_domain::ModerationRecord {
+            stage: self.stage,
+            category: self.category,
+            rule: self.rule,
+            action: self.action,
+            excerpt: self.excerpt,
+        }
     }
 }

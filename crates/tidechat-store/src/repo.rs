@@ -153,7 +153,11 @@ impl Store {
 
     /// All keys of the organization, newest first.
     /// One key of the organization (revoked ones too).
-    pub async fn get_api_key(&self, org: &OrgId, id: &ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
+    pub async fn get_api_key(
+        &self,
+        org: &OrgId,
+        id: &ApiKeyId,
+    ) -> Result<Option<ApiKey>, StoreError> {
         let row: Option<ApiKeyRow> = with_conn!(self, conn => {
             api_keys::table
                 .filter(api_keys::id.eq(id.as_str()))
@@ -500,12 +504,35 @@ impl Store {
             let Some(next) = next else {
                 return Err(StoreError::NotFound);
             };
+            if let Some(alpha) = msg.drift_alpha {
+                let score = msg.drift_score;
+                diesel::update(sessions::table.filter(sessions::id.eq(sid)))
+                    .set(sessions::drift_ewma.eq(
+                        case_when(sessions::drift_ewma.is_null(), score.into_sql::<diesel::sql_types::Double>().nullable())
+                            .otherwise((sessions::drift_ewma * (1.0 - alpha) + alpha * score).nullable()),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
             let row = MessageRow::from_new(msg, next - 1);
             let m: MessageRow = diesel::insert_into(messages::table)
                 .values(&row)
                 .returning(MessageRow::as_returning())
                 .get_result(conn)
                 .await?;
+            for (i, record) in msg.moderation.iter().enumerate() {
+                let record = ModerationRow {
+                    id: i64::try_from(i).unwrap_or(i64::MAX),
+                    message_id: row.id.clone(),
+                    org_id: row.org_id.clone(),
+                    stage: record.stage.clone(),
+                    category: record.category.clone(),
+                    rule: record.rule.clone(),
+                    action: record.action.clone(),
+                    excerpt: record.excerpt.clone(),
+                };
+                diesel::insert_into(moderation_records::table).values(&record).execute(conn).await?;
+            }
             let s: SessionRow = sessions::table
                 .find(sid)
                 .select(SessionRow::as_select())
@@ -894,7 +921,11 @@ impl Store {
              CAST(COALESCE(SUM(cost_usd_micros), 0) AS BIGINT) AS cost FROM messages \
              WHERE org_id = ?1 AND role = 'assistant' AND created_at >= ?2 AND (?3 IS NULL OR api_key_id = ?3)",
         );
-        let sql = if self.backend() == crate::Backend::Postgres { pg } else { sqlite };
+        let sql = if self.backend() == crate::Backend::Postgres {
+            pg
+        } else {
+            sqlite
+        };
         let row: UsageTotalsRow = with_conn!(self, conn => {
             diesel::sql_query(sql)
                 .bind::<diesel::sql_types::Text, _>(org.as_str())
@@ -921,7 +952,11 @@ impl Store {
             (crate::UsageGroup::Model, _) => "model",
             (crate::UsageGroup::ApiKey, _) => "api_key_id",
         };
-        let (o, f, t) = if postgres { ("$1", "$2", "$3") } else { ("?1", "?2", "?3") };
+        let (o, f, t) = if postgres {
+            ("$1", "$2", "$3")
+        } else {
+            ("?1", "?2", "?3")
+        };
         let sql = format!(
             "SELECT {key} AS key, COUNT(*) AS requests, \
              CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
@@ -949,6 +984,48 @@ impl Store {
                 cost_usd_micros: r.cost_usd_micros,
             })
             .collect())
+    }
+
+    // ------------------------------------------------------------ moderation
+
+    /// The moderation records of a message of the organization, in order;
+    /// `None` when the message is not in the organization.
+    pub async fn moderation_records(
+        &self,
+        org: &OrgId,
+        message: &tidechat_domain::MessageId,
+    ) -> Result<Option<(Message, Vec<tidechat_domain::ModerationRecord>)>, StoreError> {
+        let found: Option<(MessageRow, Vec<ModerationRow>)> = with_conn!(self, conn => {
+            let m: Option<MessageRow> = messages::table
+                .filter(messages::id.eq(message.as_str()))
+                .filter(messages::org_id.eq(org.as_str()))
+                .select(MessageRow::as_select())
+                .first(conn)
+                .await
+                .optional()?;
+            match m {
+                None => None,
+                Some(m) => {
+                    let records: Vec<ModerationRow> = moderation_records::table
+                        .filter(moderation_records::message_id.eq(&m.id))
+                        .order(moderation_records::id.asc())
+                        .select(ModerationRow::as_select())
+                        .load(conn)
+                        .await?;
+                    Some((m, records))
+                }
+            }
+        });
+        match found {
+            None => Ok(None),
+            Some((m, records)) => Ok(Some((
+                m.into_domain()?,
+                records
+                    .into_iter()
+                    .map(ModerationRow::into_domain)
+                    .collect(),
+            ))),
+        }
     }
 
     // ------------------------------------------------------------ tools
@@ -997,7 +1074,10 @@ impl Store {
     }
 
     /// The organization's tools, by name.
-    pub async fn list_tools(&self, org: &OrgId) -> Result<Vec<tidechat_domain::HttpTool>, StoreError> {
+    pub async fn list_tools(
+        &self,
+        org: &OrgId,
+    ) -> Result<Vec<tidechat_domain::HttpTool>, StoreError> {
         let rows: Vec<ToolRow> = with_conn!(self, conn => {
             tools::table
                 .filter(tools::org_id.eq(org.as_str()))
@@ -1046,7 +1126,11 @@ impl Store {
         row.map(ToolRow::into_domain).transpose()
     }
 
-    pub async fn delete_tool(&self, org: &OrgId, id: &tidechat_domain::ToolId) -> Result<bool, StoreError> {
+    pub async fn delete_tool(
+        &self,
+        org: &OrgId,
+        id: &tidechat_domain::ToolId,
+    ) -> Result<bool, StoreError> {
         let deleted = with_tx!(self, conn => {
             Ok(diesel::delete(tools::table)
                 .filter(tools::id.eq(id.as_str()))

@@ -36,6 +36,8 @@ diesel::table! {
         faq_threshold -> Double,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        redact_pii -> Bool,
+        drift_threshold -> Nullable<Double>,
     }
 }
 
@@ -50,6 +52,19 @@ diesel::table! {
         created_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
         scope -> Text,
+    }
+}
+
+diesel::table! {
+    moderation_records (message_id, id) {
+        id -> BigInt,
+        message_id -> Text,
+        org_id -> Text,
+        stage -> Text,
+        category -> Text,
+        rule -> Text,
+        action -> Text,
+        excerpt -> Text,
     }
 }
 
@@ -98,6 +113,7 @@ diesel::table! {
         last_active_at -> Timestamp,
         ended_at -> Nullable<Timestamp>,
         external_id -> Nullable<Text>,
+        drift_ewma -> Nullable<Double>,
     }
 }
 
@@ -131,6 +147,7 @@ diesel::table! {
         created_at -> Timestamp,
         api_key_id -> Nullable<Text>,
         first_token_ms -> Nullable<BigInt>,
+        original_content -> Nullable<Text>,
     }
 }
 
@@ -175,4 +192,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     end_users,
     limits,
     tools,
+    moderation_records,
 );

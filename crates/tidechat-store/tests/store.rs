@@ -51,6 +51,7 @@ both_backends!(
     external_sessions_and_end_users,
     limits_and_usage,
     tools_crud,
+    moderation_and_drift,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -93,6 +94,8 @@ fn persona(org: &OrgId, ws: &WorkspaceId, name: &str) -> Persona {
         ],
         fallback_reply: PersonaDraft::DEFAULT_FALLBACK.to_owned(),
         faq_threshold: PersonaDraft::DEFAULT_FAQ_THRESHOLD,
+        redact_pii: false,
+        drift_threshold: None,
         created_at: t(1),
         updated_at: t(2),
     }
@@ -160,6 +163,7 @@ fn session(tn: &Tenant, user: Option<&str>) -> Session {
         cost_usd_micros: 0,
         metadata,
         external_id: Some(format!("client-{}", SessionId::generate())),
+        drift_score: None,
         started_at: t(10),
         last_active_at: t(10),
         ended_at: None,
@@ -186,6 +190,9 @@ fn new_message(s: &Session, content: &str, billed: bool, at: DateTime<Utc>) -> N
         billed,
         api_key_id: None,
         first_token_ms: Some(12),
+        original_content: None,
+        moderation: Vec::new(),
+        drift_alpha: None,
     }
 }
 
@@ -322,6 +329,7 @@ async fn bundle_round_trip(db: &TestDb) {
         drift_score: 0.125,
         status: MessageStatus::Partial,
         first_token_ms: Some(12),
+        original_content: None,
         created_at: micros(t(30)),
     };
     assert_eq!(m, expected_msg);
@@ -431,6 +439,8 @@ async fn tenant_isolation(db: &TestDb) {
         guardrails: vec![],
         fallback_reply: "x".into(),
         faq_threshold: 0.0,
+        redact_pii: false,
+        drift_threshold: None,
     };
     assert!(store
         .update_persona(bo, &a.persona.id, &draft, t(40))
@@ -1157,6 +1167,8 @@ async fn delete_persona_conflicts(db: &TestDb) {
         guardrails: vec!["g1".into()],
         fallback_reply: "fb".into(),
         faq_threshold: 0.5,
+        redact_pii: false,
+        drift_threshold: None,
     };
     let updated = store
         .update_persona(org, &used.id, &draft, t(800))
@@ -1177,6 +1189,8 @@ async fn delete_persona_conflicts(db: &TestDb) {
             guardrails: draft.guardrails.clone(),
             fallback_reply: "fb".into(),
             faq_threshold: 0.5,
+            redact_pii: false,
+            drift_threshold: None,
             created_at: micros(used.created_at),
             updated_at: micros(t(800)),
         }
@@ -1359,20 +1373,55 @@ async fn limits_and_usage(db: &TestDb) {
     let store = &db.store;
     let a = tenant(store, "A").await;
     let b = tenant(store, "B").await;
-    assert_eq!(store.get_limits(&a.org.id, None).await.unwrap(), Limits::default());
-    let org_limits = Limits { requests_per_minute: Some(10), max_concurrent_streams: Some(3), monthly_tokens: Some(1000), monthly_cost_usd_micros: None };
-    assert!(store.set_limits(&a.org.id, None, &org_limits, t(1)).await.unwrap());
-    let key_limits = Limits { requests_per_minute: Some(5), ..Limits::default() };
-    assert!(store.set_limits(&a.org.id, Some(&a.key.id), &key_limits, t(1)).await.unwrap());
+    assert_eq!(
+        store.get_limits(&a.org.id, None).await.unwrap(),
+        Limits::default()
+    );
+    let org_limits = Limits {
+        requests_per_minute: Some(10),
+        max_concurrent_streams: Some(3),
+        monthly_tokens: Some(1000),
+        monthly_cost_usd_micros: None,
+    };
+    assert!(store
+        .set_limits(&a.org.id, None, &org_limits, t(1))
+        .await
+        .unwrap());
+    let key_limits = Limits {
+        requests_per_minute: Some(5),
+        ..Limits::default()
+    };
+    assert!(store
+        .set_limits(&a.org.id, Some(&a.key.id), &key_limits, t(1))
+        .await
+        .unwrap());
     assert_eq!(store.get_limits(&a.org.id, None).await.unwrap(), org_limits);
-    assert_eq!(store.get_limits(&a.org.id, Some(&a.key.id)).await.unwrap(), key_limits);
+    assert_eq!(
+        store.get_limits(&a.org.id, Some(&a.key.id)).await.unwrap(),
+        key_limits
+    );
     // Replacing clears what is no longer set.
-    assert!(store.set_limits(&a.org.id, None, &Limits::default(), t(2)).await.unwrap());
-    assert_eq!(store.get_limits(&a.org.id, None).await.unwrap(), Limits::default());
+    assert!(store
+        .set_limits(&a.org.id, None, &Limits::default(), t(2))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get_limits(&a.org.id, None).await.unwrap(),
+        Limits::default()
+    );
     // Another organization's key is refused and not changed.
-    assert!(!store.set_limits(&b.org.id, Some(&a.key.id), &Limits::default(), t(3)).await.unwrap());
-    assert_eq!(store.get_limits(&a.org.id, Some(&a.key.id)).await.unwrap(), key_limits);
-    assert_eq!(store.get_limits(&b.org.id, None).await.unwrap(), Limits::default());
+    assert!(!store
+        .set_limits(&b.org.id, Some(&a.key.id), &Limits::default(), t(3))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get_limits(&a.org.id, Some(&a.key.id)).await.unwrap(),
+        key_limits
+    );
+    assert_eq!(
+        store.get_limits(&b.org.id, None).await.unwrap(),
+        Limits::default()
+    );
 
     let s = session(&a, None);
     store.insert_session(&s).await.unwrap();
@@ -1387,23 +1436,66 @@ async fn limits_and_usage(db: &TestDb) {
         store.append_message(m).await.unwrap();
     }
     let (tokens, cost) = store.usage_since(&a.org.id, None, t(0)).await.unwrap();
-    assert_eq!((tokens, cost), (2 * 33, 2 * 1_234), "user messages are not billed");
-    assert_eq!(store.usage_since(&a.org.id, Some(&a.key.id), t(0)).await.unwrap(), (33, 1_234));
-    assert_eq!(store.usage_since(&a.org.id, None, t(150)).await.unwrap(), (33, 1_234));
-    assert_eq!(store.usage_since(&b.org.id, None, t(0)).await.unwrap(), (0, 0));
+    assert_eq!(
+        (tokens, cost),
+        (2 * 33, 2 * 1_234),
+        "user messages are not billed"
+    );
+    assert_eq!(
+        store
+            .usage_since(&a.org.id, Some(&a.key.id), t(0))
+            .await
+            .unwrap(),
+        (33, 1_234)
+    );
+    assert_eq!(
+        store.usage_since(&a.org.id, None, t(150)).await.unwrap(),
+        (33, 1_234)
+    );
+    assert_eq!(
+        store.usage_since(&b.org.id, None, t(0)).await.unwrap(),
+        (0, 0)
+    );
 
-    let by_model = store.usage(&a.org.id, t(0), t(1_000_000), UsageGroup::Model).await.unwrap();
+    let by_model = store
+        .usage(&a.org.id, t(0), t(1_000_000), UsageGroup::Model)
+        .await
+        .unwrap();
     assert_eq!(by_model.len(), 2);
     assert_eq!(by_model[0].key.as_deref(), Some("gpt-test"));
-    assert_eq!((by_model[0].requests, by_model[0].input_tokens, by_model[0].output_tokens, by_model[0].cost_usd_micros), (1, 11, 22, 1_234));
-    let by_key = store.usage(&a.org.id, t(0), t(1_000_000), UsageGroup::ApiKey).await.unwrap();
+    assert_eq!(
+        (
+            by_model[0].requests,
+            by_model[0].input_tokens,
+            by_model[0].output_tokens,
+            by_model[0].cost_usd_micros
+        ),
+        (1, 11, 22, 1_234)
+    );
+    let by_key = store
+        .usage(&a.org.id, t(0), t(1_000_000), UsageGroup::ApiKey)
+        .await
+        .unwrap();
     let keyed: Vec<_> = by_key.iter().map(|r| (r.key.clone(), r.requests)).collect();
-    assert!(keyed.contains(&(None, 1)) && keyed.contains(&(Some(a.key.id.to_string()), 1)), "{keyed:?}");
-    let by_day = store.usage(&a.org.id, t(0), t(1_000_000), UsageGroup::Day).await.unwrap();
+    assert!(
+        keyed.contains(&(None, 1)) && keyed.contains(&(Some(a.key.id.to_string()), 1)),
+        "{keyed:?}"
+    );
+    let by_day = store
+        .usage(&a.org.id, t(0), t(1_000_000), UsageGroup::Day)
+        .await
+        .unwrap();
     assert_eq!(by_day.len(), 1);
-    assert_eq!(by_day[0].key.as_deref(), Some(&t(100).format("%Y-%m-%d").to_string()[..]));
+    assert_eq!(
+        by_day[0].key.as_deref(),
+        Some(&t(100).format("%Y-%m-%d").to_string()[..])
+    );
     assert_eq!(by_day[0].requests, 2);
-    assert!(store.usage(&a.org.id, t(201), t(1_000_000), UsageGroup::Day).await.unwrap().is_empty());
+    assert!(store
+        .usage(&a.org.id, t(201), t(1_000_000), UsageGroup::Day)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn tools_crud(db: &TestDb) {
@@ -1422,18 +1514,129 @@ async fn tools_crud(db: &TestDb) {
         updated_at: t(1),
     };
     store.insert_tool(&tool).await.unwrap();
-    let stored = HttpTool { created_at: micros(t(1)), updated_at: micros(t(1)), ..tool.clone() };
-    assert_eq!(store.get_tool(&a.org.id, &tool.id).await.unwrap(), Some(stored.clone()));
+    let stored = HttpTool {
+        created_at: micros(t(1)),
+        updated_at: micros(t(1)),
+        ..tool.clone()
+    };
+    assert_eq!(
+        store.get_tool(&a.org.id, &tool.id).await.unwrap(),
+        Some(stored.clone())
+    );
     assert_eq!(store.get_tool(&b.org.id, &tool.id).await.unwrap(), None);
-    assert!(store.insert_tool(&HttpTool { id: ToolId::generate(), ..tool.clone() }).await.is_err(), "names are unique per org");
-    store.insert_tool(&HttpTool { id: ToolId::generate(), org_id: b.org.id.clone(), ..tool.clone() }).await.unwrap();
-    assert_eq!(store.tools_named(&a.org.id, &["lookup_order".into(), "nope".into()]).await.unwrap(), vec![stored]);
+    assert!(
+        store
+            .insert_tool(&HttpTool {
+                id: ToolId::generate(),
+                ..tool.clone()
+            })
+            .await
+            .is_err(),
+        "names are unique per org"
+    );
+    store
+        .insert_tool(&HttpTool {
+            id: ToolId::generate(),
+            org_id: b.org.id.clone(),
+            ..tool.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .tools_named(&a.org.id, &["lookup_order".into(), "nope".into()])
+            .await
+            .unwrap(),
+        vec![stored]
+    );
     assert_eq!(store.list_tools(&a.org.id).await.unwrap().len(), 1);
-    let draft = HttpToolDraft { name: "lookup".into(), description: "d".into(), parameters: json!({}), url: "https://x.test".into(), secret: "another-secret-123".into() };
-    assert!(store.update_tool(&b.org.id, &tool.id, &draft, t(2)).await.unwrap().is_none());
-    let updated = store.update_tool(&a.org.id, &tool.id, &draft, t(2)).await.unwrap().unwrap();
-    assert_eq!((updated.name.as_str(), updated.updated_at), ("lookup", micros(t(2))));
+    let draft = HttpToolDraft {
+        name: "lookup".into(),
+        description: "d".into(),
+        parameters: json!({}),
+        url: "https://x.test".into(),
+        secret: "another-secret-123".into(),
+    };
+    assert!(store
+        .update_tool(&b.org.id, &tool.id, &draft, t(2))
+        .await
+        .unwrap()
+        .is_none());
+    let updated = store
+        .update_tool(&a.org.id, &tool.id, &draft, t(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (updated.name.as_str(), updated.updated_at),
+        ("lookup", micros(t(2)))
+    );
     assert!(!store.delete_tool(&b.org.id, &tool.id).await.unwrap());
     assert!(store.delete_tool(&a.org.id, &tool.id).await.unwrap());
     assert!(store.get_tool(&a.org.id, &tool.id).await.unwrap().is_none());
+}
+
+async fn moderation_and_drift(db: &TestDb) {
+    let store = &db.store;
+    let a = tenant(store, "A").await;
+    let b = tenant(store, "B").await;
+    let s = session(&a, None);
+    store.insert_session(&s).await.unwrap();
+    let mut m = new_message(&s, "Sorry, I can't help with that.", true, t(40));
+    m.moderation_verdict = "blocked".into();
+    m.original_content = Some("something unsafe".into());
+    m.moderation = vec![
+        ModerationRecord {
+            stage: "output".into(),
+            category: "violence".into(),
+            rule: "kill someone".into(),
+            action: "block".into(),
+            excerpt: "k***".into(),
+        },
+        ModerationRecord {
+            stage: "output".into(),
+            category: "pii.email".into(),
+            rule: "email".into(),
+            action: "redact".into(),
+            excerpt: "j***@example.com".into(),
+        },
+    ];
+    m.drift_score = 0.8;
+    m.drift_alpha = Some(0.5);
+    let (stored, session) = store.append_message(&m).await.unwrap();
+    assert_eq!(stored.original_content.as_deref(), Some("something unsafe"));
+    assert_eq!(
+        session.drift_score,
+        Some(0.8),
+        "the first reply sets the aggregate"
+    );
+    let mut m2 = new_message(&s, "ok", true, t(41));
+    m2.drift_score = 0.2;
+    m2.drift_alpha = Some(0.5);
+    let (_, session) = store.append_message(&m2).await.unwrap();
+    assert!(
+        (session.drift_score.unwrap() - 0.5).abs() < 1e-9,
+        "{:?}",
+        session.drift_score
+    );
+    let mut m3 = new_message(&s, "user", false, t(42));
+    m3.drift_score = 1.0;
+    let (_, session) = store.append_message(&m3).await.unwrap();
+    assert!(
+        (session.drift_score.unwrap() - 0.5).abs() < 1e-9,
+        "messages without alpha leave it"
+    );
+
+    let (msg, records) = store
+        .moderation_records(&a.org.id, &stored.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg.id, stored.id);
+    assert_eq!(records, m.moderation);
+    assert!(store
+        .moderation_records(&b.org.id, &stored.id)
+        .await
+        .unwrap()
+        .is_none());
 }
