@@ -45,13 +45,19 @@ pub(crate) enum Parsed<'a> {
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 pub(crate) fn parse(guardrail: &str) -> Parsed<'_> {
     let g = guardrail.trim_start();
     if let Some(rest) = strip_prefix_ci(g, "block-terms:") {
-        Parsed::Terms(rest.split(',').map(str::trim).filter(|t| !t.is_empty()).collect())
+        Parsed::Terms(
+            rest.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .collect(),
+        )
     } else if let Some(rest) = strip_prefix_ci(g, "block:") {
         Parsed::Regex(rest.trim())
     } else {
@@ -132,7 +138,10 @@ mod tests {
     fn parses_and_validates() {
         assert_eq!(parse("Be polite."), Parsed::Instruction);
         assert_eq!(parse("BLOCK: (?i)acme"), Parsed::Regex("(?i)acme"));
-        assert_eq!(parse("block-terms: a, b ,, c"), Parsed::Terms(vec!["a", "b", "c"]));
+        assert_eq!(
+            parse("block-terms: a, b ,, c"),
+            Parsed::Terms(vec!["a", "b", "c"])
+        );
         assert!(validate_guardrail("block: (unclosed").is_err());
         assert!(validate_guardrail("block: ").is_err());
         assert!(validate_guardrail("block-terms: , ,").is_err());

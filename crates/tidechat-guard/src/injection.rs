@@ -34,7 +34,10 @@ const PATTERNS: &[(&str, &str)] = &[
         "you are now unrestricted",
         r"\byou (are|re) now (dan|an? (unrestricted|unfiltered|uncensored|jailbroken|evil|rogue)|in (developer|god|dan|jailbreak|unrestricted) mode|free (of|from)|no longer bound|jailbroken|unrestricted|unfiltered|uncensored)\b",
     ),
-    ("do anything now", r"\b(do anything now|dan mode|jailbreak mode|jailbroken mode)\b"),
+    (
+        "do anything now",
+        r"\b(do anything now|dan mode|jailbreak mode|jailbroken mode)\b",
+    ),
     (
         "act unrestricted",
         r"\b(act|pretend|behave|roleplay|role play|respond) (as|like|to be) (an? )?(unrestricted|unfiltered|uncensored|jailbroken|evil|amoral) (ai|assistant|model|chatbot|bot|version)\b",
@@ -73,8 +76,14 @@ const PATTERNS: &[(&str, &str)] = &[
         "시스템 프롬프트 공개",
         r"(시스템 ?프롬프트|시스템 ?메시지|시스템 ?지시|초기 ?지시|숨겨진 ?지시)(사항)?(를|을|의 ?내용을)?(보여|알려|출력|공개|말해|그대로)",
     ),
-    ("개발자 모드", r"(개발자 ?모드|탈옥 ?모드|dan ?모드)(를|을|로)?(활성화|켜|전환|진입|실행)"),
-    ("너는 이제 dan", r"(너는|넌) ?(이제|지금부터)? ?dan\b|(지금부터|이제) ?(너는|넌) ?dan"),
+    (
+        "개발자 모드",
+        r"(개발자 ?모드|탈옥 ?모드|dan ?모드)(를|을|로)?(활성화|켜|전환|진입|실행)",
+    ),
+    (
+        "너는 이제 dan",
+        r"(너는|넌) ?(이제|지금부터)? ?dan\b|(지금부터|이제) ?(너는|넌) ?dan",
+    ),
     (
         "제한 무시",
         r"(모든|너의|네)(제한|규칙|필터|제약|검열)(을|를|은|는)?(모두|전부|다)?(무시|해제|풀어|없애)",

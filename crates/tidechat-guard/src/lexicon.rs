@@ -436,14 +436,20 @@ mod tests {
 
     #[test]
     fn expands_groups_and_optional_parts() {
-        assert_eq!(expand("a {b|c} d{e|}"), ["a b de", "a b d", "a c de", "a c d"]);
+        assert_eq!(
+            expand("a {b|c} d{e|}"),
+            ["a b de", "a b d", "a c de", "a c d"]
+        );
         assert_eq!(expand("plain"), ["plain"]);
     }
 
     #[test]
     fn word_boundaries_keep_skill_apart_from_kill() {
         let set = PhraseSet::build(vec![("violence", 0, "kill yourself".into())]);
-        let hits = |t: &str| set.find(&crate::normalize::normalize(t, true).text, true).len();
+        let hits = |t: &str| {
+            set.find(&crate::normalize::normalize(t, true).text, true)
+                .len()
+        };
         assert_eq!(hits("just kill yourself"), 1);
         assert_eq!(hits("upskill yourself with our course"), 0);
         assert_eq!(hits("k i l l y o u r s e l f"), 1);

@@ -145,16 +145,32 @@ fn fold_lookalike(c: char) -> char {
 
 fn push_folded(units: &mut Vec<Unit>, c: char, raw: u32) {
     if c == 'ß' || c == 'ẞ' {
-        units.push(Unit { ch: 's', kind: Kind::Letter, raw });
-        units.push(Unit { ch: 's', kind: Kind::Letter, raw });
+        units.push(Unit {
+            ch: 's',
+            kind: Kind::Letter,
+            raw,
+        });
+        units.push(Unit {
+            ch: 's',
+            kind: Kind::Letter,
+            raw,
+        });
         return;
     }
     for lower in c.to_lowercase() {
         let f = fold_lookalike(lower);
         if f.is_alphanumeric() {
-            units.push(Unit { ch: f, kind: Kind::Letter, raw });
+            units.push(Unit {
+                ch: f,
+                kind: Kind::Letter,
+                raw,
+            });
         } else if !is_combining_mark(f) {
-            units.push(Unit { ch: ' ', kind: Kind::Sep, raw });
+            units.push(Unit {
+                ch: ' ',
+                kind: Kind::Sep,
+                raw,
+            });
         }
     }
 }
@@ -193,7 +209,11 @@ pub(crate) fn normalize(text: &str, final_text: bool) -> Normalized {
         let boundary = is_boundary(text, i, c, next)
             || (final_text && next.is_none() && matches!(c, '.' | '!' | '?'));
         if boundary {
-            units.push(Unit { ch: '\n', kind: Kind::Break, raw });
+            units.push(Unit {
+                ch: '\n',
+                kind: Kind::Break,
+                raw,
+            });
             prev_letter = false;
             continue;
         }
@@ -205,14 +225,22 @@ pub(crate) fn normalize(text: &str, final_text: bool) -> Normalized {
             };
             prev_letter = ch.is_ascii_alphanumeric();
             let kind = if prev_letter { Kind::Letter } else { Kind::Sep };
-            units.push(Unit { ch: if prev_letter { ch } else { ' ' }, kind, raw });
+            units.push(Unit {
+                ch: if prev_letter { ch } else { ' ' },
+                kind,
+                raw,
+            });
             continue;
         }
         if is_invisible(c) || is_combining_mark(c) {
             continue;
         }
         if is_hangul(c) {
-            units.push(Unit { ch: c, kind: Kind::Letter, raw });
+            units.push(Unit {
+                ch: c,
+                kind: Kind::Letter,
+                raw,
+            });
             prev_letter = true;
             continue;
         }
@@ -222,7 +250,9 @@ pub(crate) fn normalize(text: &str, final_text: bool) -> Normalized {
                 push_folded(&mut units, d, raw);
             }
         });
-        prev_letter = units[before..].last().is_some_and(|u| u.kind == Kind::Letter);
+        prev_letter = units[before..]
+            .last()
+            .is_some_and(|u| u.kind == Kind::Letter);
     }
     rebuild(text, units)
 }
@@ -247,7 +277,7 @@ fn rebuild(text: &str, units: Vec<Unit>) -> Normalized {
         text: String::with_capacity(text.len()),
         raw: Vec::with_capacity(text.len()),
     };
-    let mut emit = |out: &mut Normalized, ch: char, raw: u32| {
+    let emit = |out: &mut Normalized, ch: char, raw: u32| {
         out.text.push(ch);
         for _ in 0..ch.len_utf8() {
             out.raw.push(raw);
@@ -292,13 +322,22 @@ pub(crate) fn normalize_term(term: &str) -> String {
 
 /// Byte offset just after the last sentence boundary of `text`, if any.
 pub(crate) fn last_boundary(text: &str) -> Option<usize> {
+    last_boundary_from(text, 0)
+}
+
+/// Like [`last_boundary`], looking only at boundary characters at or after
+/// byte `from` (a char boundary); the look-behind still sees all of `text`.
+pub(crate) fn last_boundary_from(text: &str, from: usize) -> Option<usize> {
     let mut last = None;
-    let mut chars = text.char_indices().peekable();
+    let mut chars = text[from..].char_indices().peekable();
     while let Some((i, c)) = chars.next() {
-        if matches!(c, '\n' | '。' | '！' | '？' | '\u{2029}' | '!' | '?' | '…' | '.') {
+        if matches!(
+            c,
+            '\n' | '。' | '！' | '？' | '\u{2029}' | '!' | '?' | '…' | '.'
+        ) {
             let next = chars.peek().map(|&(_, n)| n);
-            if is_boundary(text, i, c, next) {
-                last = Some(i + c.len_utf8());
+            if is_boundary(text, from + i, c, next) {
+                last = Some(from + i + c.len_utf8());
             }
         }
     }
@@ -336,7 +375,7 @@ mod tests {
     #[test]
     fn sentence_boundaries_are_hard_breaks() {
         assert_eq!(n("Fine. Kill it"), "fine\nkiii it");
-        assert_eq!(n("e.g. this"), "e g this");
+        assert_eq!(n("e.g. this"), "eg this");
         assert_eq!(n("3.5 ok"), "es ok");
         assert_eq!(n("죽여 버릴"), "죽여버릴");
         assert_eq!(n("Straße"), "strasse");

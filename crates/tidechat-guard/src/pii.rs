@@ -89,7 +89,7 @@ impl PiiDetector {
     /// All items in `text`, sorted by start, not overlapping.
     pub(crate) fn find(&self, text: &str) -> Vec<PiiMatch> {
         let mut found: Vec<PiiMatch> = Vec::new();
-        let mut add = |found: &mut Vec<PiiMatch>, m: PiiMatch| {
+        let add = |found: &mut Vec<PiiMatch>, m: PiiMatch| {
             if !found.iter().any(|f| f.start < m.end && m.start < f.end) {
                 found.push(m);
             }
@@ -99,26 +99,54 @@ impl PiiDetector {
         if has_digit {
             for m in self.iban.find_iter(text) {
                 if let Some(end) = valid_iban(text, m.start(), m.end()) {
-                    add(&mut found, PiiMatch { kind: PiiKind::Iban, start: m.start(), end });
+                    add(
+                        &mut found,
+                        PiiMatch {
+                            kind: PiiKind::Iban,
+                            start: m.start(),
+                            end,
+                        },
+                    );
                 }
             }
             for m in self.card.find_iter(text) {
                 if isolated(text, m.start(), m.end()) && valid_card(m.as_str()) {
-                    add(&mut found, PiiMatch { kind: PiiKind::Card, start: m.start(), end: m.end() });
+                    add(
+                        &mut found,
+                        PiiMatch {
+                            kind: PiiKind::Card,
+                            start: m.start(),
+                            end: m.end(),
+                        },
+                    );
                 }
             }
             for m in self.phone.find_iter(text) {
                 let digits = m.as_str().bytes().filter(u8::is_ascii_digit).count();
                 let min = if m.as_str().starts_with('+') { 8 } else { 9 };
                 if (min..=15).contains(&digits) && isolated(text, m.start(), m.end()) {
-                    add(&mut found, PiiMatch { kind: PiiKind::Phone, start: m.start(), end: m.end() });
+                    add(
+                        &mut found,
+                        PiiMatch {
+                            kind: PiiKind::Phone,
+                            start: m.start(),
+                            end: m.end(),
+                        },
+                    );
                 }
             }
         }
         if text.contains('@') {
             for m in self.email.find_iter(text) {
                 if isolated(text, m.start(), m.end()) {
-                    add(&mut found, PiiMatch { kind: PiiKind::Email, start: m.start(), end: m.end() });
+                    add(
+                        &mut found,
+                        PiiMatch {
+                            kind: PiiKind::Email,
+                            start: m.start(),
+                            end: m.end(),
+                        },
+                    );
                 }
             }
         }
@@ -162,13 +190,17 @@ pub(crate) fn luhn(digits: &[u32]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The longest prefix of the candidate (at least 15 characters) that is a valid
 /// IBAN and ends on a word boundary; returns its raw end.
 fn valid_iban(text: &str, start: usize, end: usize) -> Option<usize> {
-    if text[..start].chars().next_back().is_some_and(char::is_alphanumeric) {
+    if text[..start]
+        .chars()
+        .next_back()
+        .is_some_and(char::is_alphanumeric)
+    {
         return None;
     }
     let compact: Vec<(usize, char)> = text[start..end]
@@ -181,7 +213,10 @@ fn valid_iban(text: &str, start: usize, end: usize) -> Option<usize> {
     }
     (15..=compact.len().min(34)).rev().find_map(|len| {
         let raw_end = compact[len - 1].0;
-        let boundary = !text[raw_end..].chars().next().is_some_and(char::is_alphanumeric);
+        let boundary = !text[raw_end..]
+            .chars()
+            .next()
+            .is_some_and(char::is_alphanumeric);
         let s: String = compact[..len].iter().map(|(_, c)| *c).collect();
         (boundary && mod97(&s)).then_some(raw_end)
     })
@@ -195,7 +230,11 @@ pub(crate) fn mod97(iban: &str) -> bool {
             Some(v) => v,
             None => return false,
         };
-        rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
     }
     rem == 1
 }
