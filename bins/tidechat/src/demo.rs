@@ -1,6 +1,8 @@
 //! The demo organization created on an empty database, so a fresh clone can
 //! hold a conversation with no LLM account.
 
+use std::io::Write;
+
 use anyhow::Result;
 use tidechat_domain::FaqDraft;
 use tidechat_engine::Engine;
@@ -31,7 +33,9 @@ pub async fn seed(engine: &Engine, address: &str) -> Result<()> {
         .import_faqs_for(&bundle.org.id, &bundle.workspace.id, drafts)
         .await?;
     let base = format!("http://{address}");
-    println!(
+    // A closed stdout (e.g. a supervisor that stopped reading) must not stop the server.
+    let _ = writeln!(
+        std::io::stdout(),
         "\nCreated the demo organization {org}.\n\
          API key (shown once): {key}\n\n\
          Try it:\n  export TIDECHAT_KEY={key}\n  \

@@ -58,6 +58,28 @@ struct DbArgs {
         global = true
     )]
     log_format: String,
+    /// A models.toml file of LLM providers (the built-in `faq` model is always there).
+    #[arg(long, env = "TIDECHAT_MODELS", global = true)]
+    models: Option<PathBuf>,
+    /// Let HTTP tools call loopback, private and link-local addresses.
+    #[arg(long, env = "TIDECHAT_TOOLS_ALLOW_PRIVATE_URLS", global = true)]
+    tools_allow_private_urls: bool,
+    /// Requests per minute per organization when none is set.
+    #[arg(
+        long,
+        env = "TIDECHAT_DEFAULT_RPM",
+        default_value_t = 100,
+        global = true
+    )]
+    default_rpm: u32,
+    /// Concurrent streams and WebSocket connections per organization when none is set.
+    #[arg(
+        long,
+        env = "TIDECHAT_DEFAULT_MAX_STREAMS",
+        default_value_t = 50,
+        global = true
+    )]
+    default_max_streams: u32,
 }
 
 #[derive(Subcommand)]
@@ -150,6 +172,9 @@ enum KeyCommand {
         org: String,
         #[arg(long)]
         name: Option<String>,
+        /// `admin` (everything) or `chat` (sessions and messages only).
+        #[arg(long, default_value = "admin")]
+        scope: String,
         #[arg(long)]
         json: bool,
     },
@@ -189,13 +214,31 @@ async fn open_store(db: &DbArgs) -> Result<Store> {
     Ok(store)
 }
 
-async fn engine(store: Store, jwt_secret: Option<String>) -> Result<Engine> {
+async fn engine(store: Store, global: &DbArgs, jwt_secret: Option<String>) -> Result<Engine> {
+    let models = match &global.models {
+        Some(path) => ModelRegistry::from_toml_file(path).with_context(|| {
+            format!(
+                "loading the model registry {} (TIDECHAT_MODELS)",
+                path.display()
+            )
+        })?,
+        None => ModelRegistry::builtin(),
+    };
+    let classifier = tidechat_guard::ClassifierConfig::from_env(|k| std::env::var(k).ok())
+        .context("reading the TIDECHAT_CLASSIFIER_* settings")?
+        .map(tidechat_guard::ExternalClassifier::new)
+        .transpose()
+        .context("setting up the moderation classifier")?;
     let config = EngineConfig {
         jwt_secret,
+        default_requests_per_minute: global.default_rpm,
+        default_max_concurrent_streams: global.default_max_streams,
+        allow_private_tool_urls: global.tools_allow_private_urls,
+        classifier,
         ..EngineConfig::default()
     };
-    let models = ModelRegistry::builtin();
-    Ok(Engine::new(store, models, Arc::new(tidechat_guard::PassThrough), config).await?)
+    let guard = tokio::task::spawn_blocking(tidechat_guard::Moderator::new).await?;
+    Ok(Engine::new(store, models, Arc::new(guard), config).await?)
 }
 
 #[tokio::main]
@@ -217,7 +260,7 @@ async fn main() -> Result<()> {
         Some(Command::Org {
             command: OrgCommand::Create { name, json },
         }) => {
-            let engine = engine(open_store(&cli.db).await?, None).await?;
+            let engine = engine(open_store(&cli.db).await?, &cli.db, None).await?;
             let b = engine.create_org(&name).await?;
             if json {
                 println!(
@@ -234,12 +277,20 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Some(Command::Key {
-            command: KeyCommand::Create { org, name, json },
+            command:
+                KeyCommand::Create {
+                    org,
+                    name,
+                    scope,
+                    json,
+                },
         }) => {
-            let engine = engine(open_store(&cli.db).await?, None).await?;
+            let scope = tidechat_domain::KeyScope::parse(&scope)
+                .with_context(|| format!("--scope must be admin or chat, not `{scope}`"))?;
+            let engine = engine(open_store(&cli.db).await?, &cli.db, None).await?;
             let (org_id, ws) = engine.org_workspace(&org).await?;
             let created = engine
-                .create_key_for_org(&org_id, &ws, name.as_deref())
+                .create_key_for_org(&org_id, &ws, name.as_deref(), scope)
                 .await?;
             if json {
                 println!(
@@ -254,7 +305,7 @@ async fn main() -> Result<()> {
         Some(Command::Faq {
             command: FaqCommand::Import { org, file },
         }) => {
-            let engine = engine(open_store(&cli.db).await?, None).await?;
+            let engine = engine(open_store(&cli.db).await?, &cli.db, None).await?;
             let (org_id, ws) = engine.org_workspace(&org).await?;
             let content =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
@@ -272,7 +323,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
     let store = open_store(db).await?;
     // Build the tokenizer now rather than on the first request.
     let warm = tokio::task::spawn_blocking(tidechat_llm::tokens::warm_up);
-    let engine = engine(store, args.jwt_secret.clone()).await?;
+    let engine = engine(store, db, args.jwt_secret.clone()).await?;
     let _ = warm.await;
     let listener =
         TcpListener::bind(&args.bind).with_context(|| format!("binding {}", args.bind))?;

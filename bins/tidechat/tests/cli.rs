@@ -176,14 +176,19 @@ async fn serve_on_a_fresh_clone_prints_a_key_and_holds_a_conversation() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let key = tokio::task::spawn_blocking(move || {
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
+    let (key_tx, key_rx) = std::sync::mpsc::channel();
+    // Keep draining stdout so the server never writes to a closed pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(key) = line.strip_prefix("API key (shown once): ") {
-                return key.trim().to_owned();
+                let _ = key_tx.send(key.trim().to_owned());
             }
         }
-        panic!("no API key printed");
+    });
+    let key = tokio::task::spawn_blocking(move || {
+        key_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("no API key printed")
     })
     .await
     .unwrap();

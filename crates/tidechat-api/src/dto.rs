@@ -32,6 +32,8 @@ pub struct SessionDto {
     pub output_tokens: i64,
     /// Sum of the replies' cost in millionths of a US dollar.
     pub cost_usd_micros: i64,
+    /// Exponentially weighted mean (α = 0.3) of the replies' drift scores; null before the first reply.
+    pub drift_score: Option<f64>,
     /// Free-form JSON object given at creation.
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
@@ -68,6 +70,7 @@ impl From<Session> for SessionDto {
             input_tokens: s.input_tokens,
             output_tokens: s.output_tokens,
             cost_usd_micros: s.cost_usd_micros,
+            drift_score: s.drift_score,
             metadata: s.metadata,
             started_at: timestamp(&s.started_at),
             last_active_at: timestamp(&s.last_active_at),
@@ -121,7 +124,32 @@ pub struct MessageDto {
     pub status: MessageStatusDto,
     /// Position in the session, starting at 0.
     pub seq: i64,
+    /// For replies: milliseconds from accepting the turn to the first text.
+    pub time_to_first_token_ms: Option<i64>,
+    /// For replies replaced by moderation: what the model had written.
+    /// Only shown to API-key callers, never to session tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_content: Option<String>,
     pub created_at: String,
+}
+
+impl MessageDto {
+    /// The message with its audit fields, for API-key callers.
+    pub fn with_audit(m: Message) -> Self {
+        let original = m.original_content.clone();
+        Self {
+            original_content: original,
+            ..Self::from(m)
+        }
+    }
+
+    pub fn for_caller(m: Message, api_key: bool) -> Self {
+        if api_key {
+            Self::with_audit(m)
+        } else {
+            Self::from(m)
+        }
+    }
 }
 
 impl From<Message> for MessageDto {
@@ -150,6 +178,8 @@ impl From<Message> for MessageDto {
                 MessageStatus::Failed => MessageStatusDto::Failed,
             },
             seq: m.seq,
+            time_to_first_token_ms: m.first_token_ms,
+            original_content: None,
             created_at: timestamp(&m.created_at),
         }
     }
@@ -283,6 +313,10 @@ pub struct PersonaDto {
     pub fallback_reply: String,
     /// Minimum FAQ retrieval confidence (0–1) to answer from the FAQ.
     pub faq_threshold: f64,
+    /// Replace personal data (emails, phone numbers, cards, IBANs) in replies (verdict `flagged`).
+    pub redact_pii: bool,
+    /// Replies drifting more than this (0–1) are `flagged`; null: never.
+    pub drift_threshold: Option<f64>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -300,6 +334,8 @@ impl From<Persona> for PersonaDto {
             guardrails: p.guardrails,
             fallback_reply: p.fallback_reply,
             faq_threshold: p.faq_threshold,
+            redact_pii: p.redact_pii,
+            drift_threshold: p.drift_threshold,
             created_at: timestamp(&p.created_at),
             updated_at: timestamp(&p.updated_at),
         }
@@ -324,6 +360,9 @@ pub struct PersonaRequest {
     pub fallback_reply: Option<String>,
     #[schema(default = 0.35)]
     pub faq_threshold: Option<f64>,
+    #[schema(default = false)]
+    pub redact_pii: Option<bool>,
+    pub drift_threshold: Option<f64>,
 }
 
 impl From<PersonaRequest> for PersonaDraft {
@@ -340,6 +379,8 @@ impl From<PersonaRequest> for PersonaDraft {
             fallback_reply: r
                 .fallback_reply
                 .unwrap_or_else(|| PersonaDraft::DEFAULT_FALLBACK.to_owned()),
+            redact_pii: r.redact_pii.unwrap_or(false),
+            drift_threshold: r.drift_threshold,
             faq_threshold: r
                 .faq_threshold
                 .unwrap_or(PersonaDraft::DEFAULT_FAQ_THRESHOLD),
@@ -414,6 +455,8 @@ pub struct ApiKeyDto {
     /// The first characters of the key, to recognise it.
     #[schema(example = "tc_Xa81bQ9z")]
     pub prefix: String,
+    /// `admin` or `chat`.
+    pub scope: String,
     pub created_at: String,
     pub revoked_at: Option<String>,
 }
@@ -424,6 +467,7 @@ impl From<ApiKey> for ApiKeyDto {
             key_id: k.id.into_string(),
             name: k.name,
             prefix: k.prefix,
+            scope: k.scope.as_str().to_owned(),
             created_at: timestamp(&k.created_at),
             revoked_at: k.revoked_at.as_ref().map(timestamp),
         }
@@ -434,6 +478,8 @@ impl From<ApiKey> for ApiKeyDto {
 #[serde(rename_all = "camelCase")]
 pub struct CreateKeyRequest {
     pub name: Option<String>,
+    /// `admin` (default: everything in the organization) or `chat` (sessions and messages only).
+    pub scope: Option<String>,
 }
 
 /// A new key. `key` is shown only in this response.
@@ -443,6 +489,7 @@ pub struct CreatedKeyDto {
     pub key_id: String,
     pub name: String,
     pub prefix: String,
+    pub scope: String,
     pub created_at: String,
     pub revoked_at: Option<String>,
     /// The full secret; store it now.
@@ -452,6 +499,16 @@ pub struct CreatedKeyDto {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ApiKeyList {
     pub items: Vec<ApiKeyDto>,
+}
+
+/// The SSE `replace` event: moderation stopped the reply mid-stream.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplaceEvent {
+    /// The persona's fallback reply, to show instead of the text received so far.
+    pub text: String,
+    #[schema(example = "blocked")]
+    pub moderation_verdict: String,
 }
 
 /// The SSE `delta` event.

@@ -41,7 +41,8 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("rate_limited", 429, "Too many requests; retry after `Retry-After` seconds."),
     ("quota_exceeded", 429, "The token or cost quota is spent."),
     ("internal_error", 500, "A bug on our side; the request id in `X-Request-Id` helps us find it."),
-    ("upstream_error", 502, "The model provider failed."),
+    ("upstream_error", 502, "The model provider failed (after retries and fallbacks)."),
+    ("upstream_timeout", 504, "The model provider did not answer in time."),
     ("service_unavailable", 503, "The server is shutting down or its database is unreachable."),
 ];
 
@@ -50,6 +51,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -58,6 +61,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -95,7 +99,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(self.body())
+        let mut response = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            response.insert_header(("Retry-After", secs.to_string()));
+        }
+        response.json(self.body())
     }
 }
 
@@ -127,6 +135,19 @@ impl From<EngineError> for ApiError {
                     "upstream_error",
                     "the model provider failed; try again",
                 )
+            }
+            EngineError::UpstreamTimeout => Self::new(
+                S::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "the model provider did not answer in time; try again",
+            ),
+            EngineError::QuotaExceeded {
+                message,
+                retry_after_secs,
+            } => {
+                let mut e = Self::new(S::TOO_MANY_REQUESTS, "quota_exceeded", message);
+                e.retry_after = Some(retry_after_secs);
+                e
             }
             EngineError::ShuttingDown => Self::new(
                 S::SERVICE_UNAVAILABLE,

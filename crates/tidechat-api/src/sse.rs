@@ -1,7 +1,11 @@
 //! Encodes a turn's events as the `/v1` server-sent events stream.
 //!
 //! Events, in order:
-//! - `delta`: `{"text": "..."}` for each piece of reply text as it is released;
+//! - `delta`: `{"text": "..."}` for each piece of reply text as it is released
+//!   (text is released only after its window has passed moderation);
+//! - `replace`: `{"text", "moderationVerdict": "blocked"}` when moderation
+//!   stopped the reply: show this text (the persona's fallback) instead of
+//!   the deltas received so far;
 //! - then exactly one of
 //!   - `done`: `{userMessage, assistantMessage, session}` as persisted, or
 //!   - `error`: `{"error": {code, message}}` plus `userMessage`, `assistantMessage`
@@ -18,7 +22,7 @@ use serde::Serialize;
 use serde_json::json;
 use tidechat_engine::{EngineError, Turn, TurnEvent, TurnOutcome};
 
-use crate::dto::{DeltaEvent, MessageDto, SendMessageResponse, SessionDto};
+use crate::dto::{DeltaEvent, MessageDto, ReplaceEvent, SendMessageResponse, SessionDto};
 use crate::error::ApiError;
 
 pub fn frame(event: &str, data: &impl Serialize) -> Bytes {
@@ -26,10 +30,11 @@ pub fn frame(event: &str, data: &impl Serialize) -> Bytes {
     Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
 }
 
-pub fn outcome_body(outcome: TurnOutcome) -> SendMessageResponse {
+/// The persisted turn; `audit` adds moderation audit fields (API keys only).
+pub fn outcome_body(outcome: TurnOutcome, audit: bool) -> SendMessageResponse {
     SendMessageResponse {
-        user_message: MessageDto::from(outcome.user_message),
-        assistant_message: MessageDto::from(outcome.assistant_message),
+        user_message: MessageDto::for_caller(outcome.user_message, audit),
+        assistant_message: MessageDto::for_caller(outcome.assistant_message, audit),
         session: SessionDto::from(outcome.session),
     }
 }
@@ -39,6 +44,7 @@ pub fn outcome_body(outcome: TurnOutcome) -> SendMessageResponse {
 pub fn turn_stream(
     turn: Turn,
     keep_alive: Duration,
+    audit: bool,
 ) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
     futures_util::stream::unfold(Some(turn), move |state| async move {
         let mut turn = state?;
@@ -51,8 +57,15 @@ pub fn turn_stream(
                 Ok(Some(TurnEvent::Delta(text))) => {
                     return Some((Ok(frame("delta", &DeltaEvent { text })), Some(turn)));
                 }
+                Ok(Some(TurnEvent::Replaced(text))) => {
+                    let body = ReplaceEvent {
+                        text,
+                        moderation_verdict: "blocked".to_owned(),
+                    };
+                    return Some((Ok(frame("replace", &body)), Some(turn)));
+                }
                 Ok(Some(TurnEvent::Completed(outcome))) => {
-                    break frame("done", &outcome_body(*outcome))
+                    break frame("done", &outcome_body(*outcome, audit))
                 }
                 Ok(Some(TurnEvent::Unrecorded)) => {
                     let error = EngineError::Internal("a /v1 turn was not recorded".to_owned());
@@ -62,7 +75,7 @@ pub fn turn_stream(
                     let mut body = json!(ApiError::from(error).body());
                     if let (Some(outcome), Some(map)) = (outcome, body.as_object_mut()) {
                         if let Ok(serde_json::Value::Object(extra)) =
-                            serde_json::to_value(outcome_body(*outcome))
+                            serde_json::to_value(outcome_body(*outcome, audit))
                         {
                             map.extend(extra);
                         }

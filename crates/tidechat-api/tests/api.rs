@@ -143,7 +143,11 @@ async fn conversation_round_trip(app: TestApp) {
     );
     assert_eq!(assistant["model"], "faq");
     assert_eq!(assistant["moderationVerdict"], "allowed");
-    assert_eq!(assistant["driftScore"], 0.0);
+    let drift = assistant["driftScore"].as_f64().unwrap();
+    assert!(
+        (0.0..0.5).contains(&drift),
+        "an FAQ answer is on topic: {drift}"
+    );
     assert_eq!(assistant["costUsdMicros"], 0);
     assert_eq!(assistant["status"], "complete");
     assert!(assistant["outputTokens"].as_i64().unwrap() > 0);
@@ -1486,16 +1490,40 @@ async fn faq_chat_survives_a_storage_failure(app: TestApp) {
 
 async fn faq_chat_grounds_an_llm_in_the_faq(app: TestApp) {
     // The tenant's persona uses a model other than the built-in one.
-    let (status, _) = app.put(&format!("/v1/personas/{}", app.org.persona_id), json!({"name": "Support", "modelId": "echo-context"})).await;
+    let (status, _) = app
+        .put(
+            &format!("/v1/personas/{}", app.org.persona_id),
+            json!({"name": "Support", "modelId": "echo-context"}),
+        )
+        .await;
     assert_eq!(status, 200);
     let (_, events) = faq_chat(&app, json!({"query": "How can I reset my password?"})).await;
     let prompt = chat_text(&events);
     assert!(prompt.starts_with("system:"), "{prompt}");
-    assert!(prompt.contains("Q: How do I reset my password? | A: Use the reset link on the sign-in page."), "the top FAQ entries are in the model's instructions: {prompt}");
-    assert!(prompt.ends_with("user:How can I reset my password?"), "{prompt}");
+    assert!(
+        prompt.contains(
+            "Q: How do I reset my password? | A: Use the reset link on the sign-in page."
+        ),
+        "the top FAQ entries are in the model's instructions: {prompt}"
+    );
+    assert!(
+        prompt.ends_with("user:How can I reset my password?"),
+        "{prompt}"
+    );
     let n = events.len();
-    assert_eq!(events[n - 3]["type"], "faq", "suggestions still come with an LLM");
+    assert_eq!(
+        events[n - 3]["type"],
+        "faq",
+        "suggestions still come with an LLM"
+    );
     // Out of scope: the fallback, without asking the model.
-    let (_, events) = faq_chat(&app, json!({"query": "What is the weather on Mars tomorrow?"})).await;
-    assert_eq!(chat_text(&events), tidechat_domain::PersonaDraft::DEFAULT_FALLBACK);
+    let (_, events) = faq_chat(
+        &app,
+        json!({"query": "What is the weather on Mars tomorrow?"}),
+    )
+    .await;
+    assert_eq!(
+        chat_text(&events),
+        tidechat_domain::PersonaDraft::DEFAULT_FALLBACK
+    );
 }

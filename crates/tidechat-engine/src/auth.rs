@@ -8,7 +8,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tidechat_domain::{ApiKeyId, OrgId, SessionId, WorkspaceId};
+use tidechat_domain::{ApiKeyId, KeyScope, OrgId, SessionId, WorkspaceId};
 
 use crate::EngineError;
 
@@ -23,6 +23,11 @@ pub struct Principal {
     pub org_id: OrgId,
     pub workspace_id: WorkspaceId,
     pub kind: PrincipalKind,
+    /// What the credential may do (session tokens: `Chat`).
+    pub scope: KeyScope,
+    /// The key usage is billed to: the API key itself, or the key that
+    /// minted the session token.
+    pub billing_key: Option<ApiKeyId>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -55,9 +60,20 @@ impl Principal {
         }
     }
 
-    /// True for full-access API keys.
+    /// True for API keys (of any scope).
     pub fn is_api_key(&self) -> bool {
         matches!(self.kind, PrincipalKind::ApiKey(_))
+    }
+
+    /// Refuses everything but admin-scoped API keys (management endpoints).
+    pub fn require_admin(&self) -> Result<(), EngineError> {
+        self.require_api_key()?;
+        match self.scope {
+            KeyScope::Admin => Ok(()),
+            KeyScope::Chat => Err(EngineError::Forbidden(
+                "this endpoint needs an admin-scoped API key",
+            )),
+        }
     }
 }
 
@@ -101,6 +117,9 @@ struct SessionClaims {
     iat: i64,
     exp: i64,
     typ: String,
+    /// The API key that minted the token (usage is billed to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
 }
 
 const TOKEN_TYPE: &str = "session";
@@ -131,6 +150,7 @@ impl SessionTokens {
         org: &OrgId,
         workspace: &WorkspaceId,
         session: &SessionId,
+        minted_by: Option<&ApiKeyId>,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<String, EngineError> {
@@ -141,6 +161,7 @@ impl SessionTokens {
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
             typ: TOKEN_TYPE.to_owned(),
+            key: minted_by.map(ApiKeyId::to_string),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| EngineError::Internal(format!("signing a session token: {e}")))
@@ -160,6 +181,11 @@ impl SessionTokens {
             kind: PrincipalKind::SessionToken(
                 SessionId::parse(&claims.sub).map_err(|_| invalid())?,
             ),
+            scope: KeyScope::Chat,
+            billing_key: match claims.key {
+                Some(key) => Some(ApiKeyId::parse(&key).map_err(|_| invalid())?),
+                None => None,
+            },
         })
     }
 }
@@ -196,7 +222,7 @@ mod tests {
         let (org, wsp, ses) = ids();
         let now = Utc::now();
         let token = tokens
-            .mint(&org, &wsp, &ses, now, now + Duration::hours(1))
+            .mint(&org, &wsp, &ses, None, now, now + Duration::hours(1))
             .unwrap();
         let p = tokens.verify(&token).unwrap();
         assert_eq!(p.kind, PrincipalKind::SessionToken(ses.clone()));
@@ -206,7 +232,7 @@ mod tests {
         assert!(other.verify(&token).is_err(), "wrong signature");
 
         let expired = tokens
-            .mint(&org, &wsp, &ses, now, now - Duration::seconds(5))
+            .mint(&org, &wsp, &ses, None, now, now - Duration::seconds(5))
             .unwrap();
         assert!(tokens.verify(&expired).is_err(), "expired");
 

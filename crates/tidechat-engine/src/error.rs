@@ -23,8 +23,15 @@ pub enum EngineError {
     UnknownPersona(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{message}")]
+    QuotaExceeded {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("the model provider failed")]
     Upstream(String),
+    #[error("the model provider did not answer in time")]
+    UpstreamTimeout,
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error("storage error")]

@@ -43,6 +43,7 @@ impl Engine {
         if let Some(user) = &req.user_id {
             validate::required_text("userId", user, validate::USER_ID_MAX_CHARS)?;
         }
+        self.check_quota(who).await?;
         let store = &self.inner.store;
         let workspace = store
             .default_workspace(&who.org_id)
@@ -80,15 +81,16 @@ impl Engine {
             None => Vec::new(),
         };
 
-        let index = self.inner.faqs.index(store, &workspace.id).await?;
-        let retrieval = index.retrieve(
+        let knowledge = self.inner.faqs.index(store, &workspace.id).await?;
+        let drift = self.inner.faqs.drift_model(&persona, &knowledge);
+        let retrieval = knowledge.index.retrieve(
             &req.query,
             RETRIEVAL_TOP_K,
             req.organization_id.as_deref(),
             persona.faq_threshold,
         );
         let policy = policy(&persona, &[]);
-        let input = self.inner.guard.check_input(&req.query, &policy);
+        let input = self.check_input(&req.query, &policy).await;
         let request = Context {
             persona: &persona,
             model: &model,
@@ -114,6 +116,9 @@ impl Engine {
             policy,
             input,
             answer_with_fallback,
+            billing_key: who.billing_key.clone(),
+            tools: Default::default(),
+            drift,
         }))
     }
 
@@ -156,6 +161,7 @@ impl Engine {
             output_tokens: 0,
             cost_usd_micros: 0,
             metadata: serde_json::Map::new(),
+            drift_score: None,
             external_id: Some(key.to_owned()),
             started_at: now,
             last_active_at: now,

@@ -11,9 +11,11 @@ mod error;
 mod faq_cache;
 mod faq_chat;
 mod import;
+mod limits;
 mod page;
 mod sessions;
 mod tenants;
+mod tools;
 mod turn;
 
 use std::sync::Arc;
@@ -29,9 +31,11 @@ pub use auth::{generate_api_key, hash_api_key, Principal, PrincipalKind, API_KEY
 pub use error::EngineError;
 pub use faq_chat::{FaqChatRequest, SESSION_KEY_MAX_CHARS};
 pub use import::{parse_faq_csv, parse_faq_json, ImportFormat};
+pub use limits::{month_bounds, EffectiveLimits, UsageReport};
 pub use page::{Cursor, Page};
 pub use sessions::{MessageQuery, NewSession, SessionQuery, SessionToken};
 pub use tenants::{CreatedKey, OrgBundle};
+pub use tools::{is_private_address, END_SESSION, FAQ_SEARCH};
 pub use turn::{Turn, TurnEvent, TurnOutcome, TurnRequest};
 
 /// Engine settings that are not per-request.
@@ -42,6 +46,19 @@ pub struct EngineConfig {
     pub jwt_secret: Option<String>,
     pub session_token_ttl_default: Duration,
     pub session_token_ttl_max: Duration,
+    /// Requests per minute per organization when none is set (the
+    /// reference's 100).
+    pub default_requests_per_minute: u32,
+    /// Open streams and WebSocket connections per organization when none is set.
+    pub default_max_concurrent_streams: u32,
+    /// Let tools call loopback and private addresses (tests, on-premises tools).
+    pub allow_private_tool_urls: bool,
+    /// Time limit of one HTTP tool call.
+    pub tool_timeout: Duration,
+    /// Model calls per turn when tools are used.
+    pub max_tool_steps: usize,
+    /// An external moderation classifier checked after the built-in guard.
+    pub classifier: Option<tidechat_guard::ExternalClassifier>,
 }
 
 impl Default for EngineConfig {
@@ -50,6 +67,12 @@ impl Default for EngineConfig {
             jwt_secret: None,
             session_token_ttl_default: Duration::from_secs(3600),
             session_token_ttl_max: Duration::from_secs(24 * 3600),
+            default_requests_per_minute: 100,
+            default_max_concurrent_streams: 50,
+            allow_private_tool_urls: false,
+            tool_timeout: Duration::from_secs(10),
+            max_tool_steps: 5,
+            classifier: None,
         }
     }
 }
@@ -62,6 +85,8 @@ pub struct Engine {
 
 struct Inner {
     store: Store,
+    /// `config.classifier`, kept at hand for the turn loop.
+    classifier: Option<tidechat_guard::ExternalClassifier>,
     models: ModelRegistry,
     guard: Arc<dyn Guard>,
     tokens: auth::SessionTokens,
@@ -93,6 +118,7 @@ impl Engine {
         Ok(Self {
             inner: Arc::new(Inner {
                 tokens: auth::SessionTokens::new(secret.as_bytes()),
+                classifier: config.classifier.clone(),
                 store,
                 models,
                 guard,

@@ -47,7 +47,17 @@ impl Engine {
             return Err(EngineError::Unauthenticated("missing credentials"));
         }
         if !credential.starts_with(API_KEY_PREFIX) {
-            return self.inner.tokens.verify(credential);
+            let principal = self.inner.tokens.verify(credential)?;
+            // Revoking a key also ends the session tokens it minted.
+            if let Some(key) = &principal.billing_key {
+                let minted_by = self.inner.store.get_api_key(&principal.org_id, key).await?;
+                if minted_by.is_none_or(|k| k.revoked_at.is_some()) {
+                    return Err(EngineError::Unauthenticated(
+                        "the key that minted this token was revoked",
+                    ));
+                }
+            }
+            return Ok(principal);
         }
         let key = self
             .inner
@@ -63,6 +73,8 @@ impl Engine {
         Ok(Principal {
             org_id: key.org_id,
             workspace_id: key.workspace_id,
+            scope: key.scope,
+            billing_key: Some(key.id.clone()),
             kind: PrincipalKind::ApiKey(key.id),
         })
     }
@@ -124,6 +136,7 @@ impl Engine {
             output_tokens: 0,
             cost_usd_micros: 0,
             metadata,
+            drift_score: None,
             external_id: None,
             started_at: now,
             last_active_at: now,
@@ -265,6 +278,7 @@ impl Engine {
             &session.org_id,
             &session.workspace_id,
             &session.id,
+            who.billing_key.as_ref(),
             now,
             expires_at,
         )?;

@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use tidechat_domain::{
-    validate, ApiKey, ApiKeyId, FaqDraft, FaqEntry, FaqId, OrgId, Organization, Persona,
+    validate, ApiKey, ApiKeyId, FaqDraft, FaqEntry, FaqId, KeyScope, OrgId, Organization, Persona,
     PersonaDraft, PersonaId, Workspace, WorkspaceId,
 };
 use tidechat_store::{PageRequest, StoreError};
@@ -42,6 +42,8 @@ pub fn default_persona_draft() -> PersonaDraft {
         guardrails: Vec::new(),
         fallback_reply: PersonaDraft::DEFAULT_FALLBACK.to_owned(),
         faq_threshold: PersonaDraft::DEFAULT_FAQ_THRESHOLD,
+        redact_pii: false,
+        drift_threshold: None,
     }
 }
 
@@ -59,6 +61,8 @@ fn persona_from_draft(org: &OrgId, ws: &WorkspaceId, draft: PersonaDraft) -> Per
         guardrails: draft.guardrails,
         fallback_reply: draft.fallback_reply,
         faq_threshold: draft.faq_threshold,
+        redact_pii: draft.redact_pii,
+        drift_threshold: draft.drift_threshold,
         created_at: now,
         updated_at: now,
     }
@@ -108,6 +112,7 @@ impl Engine {
             workspace_id: workspace.id.clone(),
             name: "default".to_owned(),
             prefix: generated.display_prefix,
+            scope: KeyScope::Admin,
             created_at: now,
             revoked_at: None,
         };
@@ -148,6 +153,7 @@ impl Engine {
         org: &OrgId,
         ws: &WorkspaceId,
         name: Option<&str>,
+        scope: KeyScope,
     ) -> Result<CreatedKey, EngineError> {
         let name = name
             .map(str::trim)
@@ -161,6 +167,7 @@ impl Engine {
             workspace_id: ws.clone(),
             name: name.to_owned(),
             prefix: generated.display_prefix,
+            scope,
             created_at: Utc::now(),
             revoked_at: None,
         };
@@ -178,19 +185,25 @@ impl Engine {
         &self,
         who: &Principal,
         name: Option<&str>,
+        scope: Option<&str>,
     ) -> Result<CreatedKey, EngineError> {
-        who.require_api_key()?;
-        self.create_key_for_org(&who.org_id, &who.workspace_id, name)
+        who.require_admin()?;
+        let scope = match scope {
+            None => KeyScope::Admin,
+            Some(s) => KeyScope::parse(s)
+                .ok_or_else(|| EngineError::validation("scope", "must be admin or chat"))?,
+        };
+        self.create_key_for_org(&who.org_id, &who.workspace_id, name, scope)
             .await
     }
 
     pub async fn list_keys(&self, who: &Principal) -> Result<Vec<ApiKey>, EngineError> {
-        who.require_api_key()?;
+        who.require_admin()?;
         Ok(self.inner.store.list_api_keys(&who.org_id).await?)
     }
 
     pub async fn revoke_key(&self, who: &Principal, id: &str) -> Result<ApiKey, EngineError> {
-        who.require_api_key()?;
+        who.require_admin()?;
         let id = ApiKeyId::parse(id).map_err(|_| EngineError::NotFound("api key"))?;
         self.inner
             .store
@@ -206,7 +219,7 @@ impl Engine {
         who: &Principal,
         draft: PersonaDraft,
     ) -> Result<Persona, EngineError> {
-        who.require_api_key()?;
+        who.require_admin()?;
         self.check_persona(&draft)?;
         let persona = persona_from_draft(&who.org_id, &who.workspace_id, draft);
         self.inner.store.insert_persona(&persona).await?;
@@ -215,6 +228,10 @@ impl Engine {
 
     fn check_persona(&self, draft: &PersonaDraft) -> Result<(), EngineError> {
         validate::persona(draft)?;
+        for rule in &draft.guardrails {
+            tidechat_guard::validate_guardrail(rule)
+                .map_err(|e| EngineError::validation("guardrails", e.to_string()))?;
+        }
         if self.inner.models.get(&draft.model_id).is_none() {
             return Err(EngineError::UnknownModel(draft.model_id.clone()));
         }
@@ -222,7 +239,7 @@ impl Engine {
     }
 
     pub async fn get_persona(&self, who: &Principal, id: &str) -> Result<Persona, EngineError> {
-        who.require_api_key()?;
+        who.require_admin()?;
         let id = PersonaId::parse(id).map_err(|_| EngineError::NotFound("persona"))?;
         self.inner
             .store
@@ -236,7 +253,7 @@ impl Engine {
         who: &Principal,
         cursor: &Cursor,
     ) -> Result<Page<Persona>, EngineError> {
-        who.require_api_key()?;
+        who.require_admin()?;
         let limit = cursor.limit()?;
         let page = PageRequest {
             limit: limit + 1,
@@ -252,7 +269,7 @@ impl Engine {
         id: &str,
         draft: PersonaDraft,
     ) -> Result<Persona, EngineError> {
-        who.require_api_key()?;
+        who.require_admin()?;
         let id = PersonaId::parse(id).map_err(|_| EngineError::NotFound("persona"))?;
         self.check_persona(&draft)?;
         self.inner
@@ -263,7 +280,7 @@ impl Engine {
     }
 
     pub async fn delete_persona(&self, who: &Principal, id: &str) -> Result<(), EngineError> {
-        who.require_api_key()?;
+        who.require_admin()?;
         let id = PersonaId::parse(id).map_err(|_| EngineError::NotFound("persona"))?;
         match self.inner.store.delete_persona(&who.org_id, &id).await {
             Ok(true) => Ok(()),
@@ -282,7 +299,7 @@ impl Engine {
         who: &Principal,
         draft: FaqDraft,
     ) -> Result<FaqEntry, EngineError> {
-        who.require_api_key()?;
+        who.require_admin()?;
         let mut created = self
             .import_faqs_for(&who.org_id, &who.workspace_id, vec![draft])
             .await?;
@@ -334,13 +351,13 @@ impl Engine {
         who: &Principal,
         drafts: Vec<FaqDraft>,
     ) -> Result<Vec<FaqEntry>, EngineError> {
-        who.require_api_key()?;
+        who.require_admin()?;
         self.import_faqs_for(&who.org_id, &who.workspace_id, drafts)
             .await
     }
 
     pub async fn get_faq(&self, who: &Principal, id: &str) -> Result<FaqEntry, EngineError> {
-        who.require_api_key()?;
+        who.require_admin()?;
         let id = FaqId::parse(id).map_err(|_| EngineError::NotFound("faq entry"))?;
         self.inner
             .store
@@ -354,7 +371,7 @@ impl Engine {
         who: &Principal,
         cursor: &Cursor,
     ) -> Result<Page<FaqEntry>, EngineError> {
-        who.require_api_key()?;
+        who.require_admin()?;
         let limit = cursor.limit()?;
         let page = PageRequest {
             limit: limit + 1,
@@ -370,7 +387,7 @@ impl Engine {
         id: &str,
         draft: FaqDraft,
     ) -> Result<FaqEntry, EngineError> {
-        who.require_api_key()?;
+        who.require_admin()?;
         let id = FaqId::parse(id).map_err(|_| EngineError::NotFound("faq entry"))?;
         validate::faq(&draft)?;
         self.inner
@@ -381,7 +398,7 @@ impl Engine {
     }
 
     pub async fn delete_faq(&self, who: &Principal, id: &str) -> Result<(), EngineError> {
-        who.require_api_key()?;
+        who.require_admin()?;
         let id = FaqId::parse(id).map_err(|_| EngineError::NotFound("faq entry"))?;
         if self.inner.store.delete_faq(&who.org_id, &id).await? {
             Ok(())

@@ -1,27 +1,44 @@
 //! The turn pipeline: one user message in, one assistant reply out.
 //!
 //! `start_turn` does everything that can fail with a client error before the
-//! reply starts (auth, validation, session state, model lookup) and reads the
-//! context; generation then runs in a tracked task that sends [`TurnEvent`]s.
-//! The user message is written beside the model call, so the first delta never
-//! waits for it; the assistant message is written when generation ends, also
-//! when the client has gone (status `partial`).
+//! reply starts (auth, quotas, validation, session state, model and tool
+//! lookup) and reads the context; generation then runs in a tracked task that
+//! sends [`TurnEvent`]s:
+//!
+//! 1. the user message is written beside the model call (the first delta
+//!    never waits for it) with its input-moderation findings;
+//! 2. the model streams through the output scanner: text reaches the client
+//!    only once its window has passed moderation; a violation stops the
+//!    upstream and replaces the reply with the persona's fallback;
+//! 3. tool calls run server-side (bounded steps) and are stored as `tool`
+//!    messages; the model continues with their results;
+//! 4. the reply is stored with its verdict, drift score, tokens, cost, latency
+//!    and time to first token — also when the client has gone (`partial`).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
 use futures_util::StreamExt;
+use serde_json::{json, Value};
 use tidechat_domain::{
-    validate, Message, MessageId, MessageStatus, Persona, Role, Session, SessionStatus,
+    validate, Message, MessageId, MessageStatus, ModerationRecord, Persona, Role, Session,
+    SessionStatus,
 };
-use tidechat_guard::{Assessment, GuardPolicy, Verdict};
+use tidechat_guard::{
+    Action, Assessment, DriftModel, Finding, GuardPolicy, OutputScanner, ScanStep, Stage, Verdict,
+    DEFAULT_DRIFT_ALPHA,
+};
 use tidechat_llm::{
-    tokens, ChatMessage, ModelEntry, ModelEvent, ModelRequest, Retrieval, Usage, FAQ_MODEL_ID,
+    tokens, ChatMessage, LlmError, ModelEntry, ModelEvent, ModelRequest, Pricing, Retrieval,
+    ToolCall, Usage, FAQ_MODEL_ID,
 };
 use tidechat_store::NewMessage;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::auth::Principal;
+use crate::tools::{ToolContext, ToolOutcome, ToolSet};
 use crate::{Engine, EngineError};
 
 /// How many FAQ entries retrieval hands to the model.
@@ -43,13 +60,17 @@ pub struct TurnRequest {
 }
 
 /// What a running turn reports, in order: one `Retrieval`, zero or more
-/// `Delta`s, then exactly one of `Completed`, `Unrecorded` or `Failed`.
+/// `Delta`s, at most one `Replaced`, then exactly one of `Completed`,
+/// `Unrecorded` or `Failed`.
 #[derive(Debug)]
 pub enum TurnEvent {
     /// What FAQ retrieval found for the user's text, before any reply text.
     Retrieval(Retrieval),
-    /// Reply text released to the client.
+    /// Reply text released to the client (it has passed moderation).
     Delta(String),
+    /// Moderation stopped the reply: the client should show this text (the
+    /// persona's fallback) instead of what it has received so far.
+    Replaced(String),
     /// The reply is complete and stored.
     Completed(Box<TurnOutcome>),
     /// The reply is complete but was not stored: the surface keeps no record
@@ -87,7 +108,7 @@ impl Turn {
     pub async fn finish(mut self) -> Result<TurnOutcome, EngineError> {
         while let Some(event) = self.events.recv().await {
             match event {
-                TurnEvent::Retrieval(_) | TurnEvent::Delta(_) => {}
+                TurnEvent::Retrieval(_) | TurnEvent::Delta(_) | TurnEvent::Replaced(_) => {}
                 TurnEvent::Completed(outcome) => return Ok(*outcome),
                 TurnEvent::Unrecorded => {
                     return Err(EngineError::Internal(
@@ -125,6 +146,10 @@ pub(crate) struct Prepared {
     pub(crate) input: Assessment,
     /// Answer with the persona's fallback without calling the model.
     pub(crate) answer_with_fallback: bool,
+    /// The API key the turn is billed to.
+    pub(crate) billing_key: Option<tidechat_domain::ApiKeyId>,
+    pub(crate) tools: ToolSet,
+    pub(crate) drift: Arc<DriftModel>,
 }
 
 /// Context a turn is built from, shared by every surface.
@@ -133,6 +158,7 @@ pub(crate) struct Context<'a> {
     pub(crate) model: &'a ModelEntry,
     pub(crate) policy: &'a GuardPolicy,
     pub(crate) memory_digest: Option<&'a str>,
+    /// Oldest first.
     pub(crate) history: Vec<Message>,
     pub(crate) user_text: &'a str,
     pub(crate) retrieval: &'a Retrieval,
@@ -141,6 +167,10 @@ pub(crate) struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// The model request: instructions (persona, guardrails, memory digest,
+    /// FAQ context), then as much recent history as fits, then the new turn.
+    /// History is trimmed oldest-first so that the prompt plus
+    /// `max_output_tokens` fits the model's context window.
     pub(crate) fn request(self) -> ModelRequest {
         let mut system = system_prompt(self.persona, self.policy, self.memory_digest);
         // Models other than the built-in one answer from the matching FAQ
@@ -151,20 +181,34 @@ impl Context<'_> {
                 system.push_str(&format!("\nQ: {}\nA: {}", hit.question, hit.answer));
             }
         }
-        let mut messages = vec![ChatMessage::system(system)];
-        messages.extend(
-            self.history
-                .into_iter()
-                .filter(|m| {
-                    m.status != MessageStatus::Failed
-                        && m.moderation_verdict != Verdict::Blocked.as_str()
-                })
-                .map(|m| ChatMessage::new(m.role, m.content)),
-        );
-        messages.push(ChatMessage::user(self.user_text.to_owned()));
+        let system = ChatMessage::system(system);
+        let user = ChatMessage::user(self.user_text.to_owned());
+        let output = u64::try_from(self.max_output_tokens.max(0)).unwrap_or(0);
+        let budget = u64::from(self.model.context_window).saturating_sub(output);
+        let mut used = tokens::count_messages(&[system.clone(), user.clone()]);
+        let mut kept = Vec::new();
+        for m in self.history.into_iter().rev() {
+            let usable = matches!(m.role, Role::User | Role::Assistant)
+                && m.status != MessageStatus::Failed
+                && m.moderation_verdict != Verdict::Blocked.as_str();
+            if !usable {
+                continue;
+            }
+            let cost = tokens::count(&m.content) + tokens::TOKENS_PER_MESSAGE;
+            if used + cost > budget {
+                break;
+            }
+            used += cost;
+            kept.push(ChatMessage::new(m.role, m.content));
+        }
+        kept.reverse();
+        let mut messages = Vec::with_capacity(kept.len() + 2);
+        messages.push(system);
+        messages.extend(kept);
+        messages.push(user);
         ModelRequest {
             messages,
-            temperature: self.temperature,
+            temperature: self.temperature.min(self.model.max_temperature),
             max_output_tokens: u32::try_from(self.max_output_tokens)
                 .unwrap_or(self.model.max_output_tokens),
             retrieval: Some(self.retrieval.clone()),
@@ -223,26 +267,26 @@ impl Engine {
             validate::optional_text("memoryDigest", digest, validate::MEMORY_DIGEST_MAX_CHARS)?;
         }
         validate::guardrails("extraGuardrails", &req.extra_guardrails)?;
+        for rule in &req.extra_guardrails {
+            tidechat_guard::validate_guardrail(rule)
+                .map_err(|e| EngineError::validation("extraGuardrails", e.to_string()))?;
+        }
         if req.tool_names.len() > validate::TOOL_NAMES_MAX {
             return Err(EngineError::validation(
                 "toolNames",
                 format!("at most {} tools", validate::TOOL_NAMES_MAX),
             ));
         }
-        // No tools are registered yet, so any named tool is unknown.
-        if let Some(tool) = req.tool_names.first() {
-            return Err(EngineError::UnknownTool(tool.chars().take(64).collect()));
-        }
         if let Some(id) = &req.model_id {
-            if self.inner.models.get(id).is_none() {
-                return Err(EngineError::UnknownModel(id.chars().take(64).collect()));
-            }
+            self.model(id)?;
         }
 
         let session = self.get_session(who, session).await?;
         if session.status != SessionStatus::Active {
             return Err(EngineError::SessionNotActive(session.status));
         }
+        let tools = self.resolve_tools(&who.org_id, &req.tool_names).await?;
+        self.check_quota(who).await?;
         let store = &self.inner.store;
         let persona = store
             .get_persona(&session.org_id, &session.persona_id)
@@ -255,9 +299,18 @@ impl Engine {
             .clone()
             .unwrap_or_else(|| persona.model_id.clone());
         let model = self.model(&model_id)?;
-        let max_output = req
-            .max_output_tokens
-            .unwrap_or(i64::from(persona.max_output_tokens));
+        if let Some(t) = req.temperature.filter(|t| *t > model.max_temperature) {
+            return Err(EngineError::validation(
+                "temperature",
+                format!(
+                    "model `{}` accepts at most {} (got {t})",
+                    model.id, model.max_temperature
+                ),
+            ));
+        }
+        let max_output = req.max_output_tokens.unwrap_or(
+            i64::from(persona.max_output_tokens).min(i64::from(model.max_output_tokens)),
+        );
         if max_output > i64::from(model.max_output_tokens) {
             return Err(EngineError::validation(
                 "maxOutputTokens",
@@ -269,14 +322,18 @@ impl Engine {
         }
 
         let policy = policy(&persona, &req.extra_guardrails);
-        let input = self.inner.guard.check_input(&req.user_text, &policy);
-        let (history, index) = tokio::join!(
+        let input = self.check_input(&req.user_text, &policy).await;
+        let (history, knowledge) = tokio::join!(
             store.recent_messages(&session.id, history_limit),
             self.inner.faqs.index(store, &session.workspace_id)
         );
+        let knowledge = knowledge?;
         let retrieval =
-            index?.retrieve(&req.user_text, RETRIEVAL_TOP_K, None, persona.faq_threshold);
-        let request = Context {
+            knowledge
+                .index
+                .retrieve(&req.user_text, RETRIEVAL_TOP_K, None, persona.faq_threshold);
+        let drift = self.inner.faqs.drift_model(&persona, &knowledge);
+        let mut request = Context {
             persona: &persona,
             model: &model,
             policy: &policy,
@@ -288,6 +345,7 @@ impl Engine {
             max_output_tokens: max_output,
         }
         .request();
+        request.tools = tools.specs.clone();
         Ok(Prepared {
             session: Some(session),
             recording: Recording::Required,
@@ -299,6 +357,9 @@ impl Engine {
             policy,
             input,
             answer_with_fallback: false,
+            billing_key: who.billing_key.clone(),
+            tools,
+            drift,
         })
     }
 
@@ -310,77 +371,84 @@ impl Engine {
             .ok_or_else(|| EngineError::UnknownModel(id.chars().take(64).collect()))
     }
 
+    /// Input moderation: the built-in guard, then the external classifier
+    /// when one is configured.
+    pub(crate) async fn check_input(&self, text: &str, policy: &GuardPolicy) -> Assessment {
+        let mut assessment = self.inner.guard.check_input(text, policy);
+        if assessment.verdict != Verdict::Blocked {
+            if let Some(classifier) = &self.inner.classifier {
+                let findings = classifier.check(text, Stage::Input).await;
+                if !findings.is_empty() {
+                    assessment.findings.extend(findings);
+                    assessment.verdict = Verdict::from_findings(&assessment.findings);
+                }
+            }
+        }
+        assessment
+    }
+
     async fn run(self, p: Prepared, tx: mpsc::Sender<TurnEvent>) {
         let started = Instant::now();
-        let recording = p.recording;
-        // Written beside the model call: the first delta does not wait for it.
-        let user_insert = p.session.as_ref().map(|session| {
-            let store = self.inner.store.clone();
-            let message = NewMessage {
-                id: MessageId::generate(),
-                session_id: session.id.clone(),
-                org_id: session.org_id.clone(),
-                role: Role::User,
-                content: p.user_text.clone(),
-                input_tokens: to_i64(tokens::count(&p.user_text)),
-                output_tokens: 0,
-                tokens_estimated: false,
-                model: p.model.id.clone(),
-                latency_ms: 0,
-                cost_usd_micros: 0,
-                moderation_verdict: p.input.verdict.as_str().to_owned(),
-                drift_score: 0.0,
-                status: MessageStatus::Complete,
-                created_at: Utc::now(),
-                billed: false,
-            };
-            tokio::spawn(async move { store.append_message(&message).await })
-        });
-
+        let mut recorder = Recorder::start(&self, &p);
         let _ = tx.send(TurnEvent::Retrieval(p.retrieval.clone())).await;
-        let canned = p.input.verdict == Verdict::Blocked || p.answer_with_fallback;
-        let generation = if canned {
-            let text = p.persona.fallback_reply.clone();
-            let _ = tx.send(TurnEvent::Delta(text.clone())).await;
-            Generation {
-                text,
-                ..Generation::default()
-            }
-        } else {
-            self.generate(&p.model, p.request.clone(), &tx).await
-        };
-        let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
 
-        let output = if p.input.verdict == Verdict::Blocked {
-            Assessment {
-                verdict: Verdict::Blocked,
-                text: generation.text.clone(),
-                categories: p.input.categories.clone(),
-            }
+        let canned = p.input.verdict == Verdict::Blocked || p.answer_with_fallback;
+        let mut g = Generation::default();
+        if canned {
+            g.release(p.persona.fallback_reply.clone(), &tx, started)
+                .await;
         } else {
-            self.inner.guard.check_output(&generation.text, &p.policy)
+            self.generate(&p, &tx, &mut recorder, started, &mut g).await;
+        }
+        let latency_ms = elapsed_ms(started);
+
+        // What is stored: the delivered text, or the fallback that replaced it.
+        let mut findings: Vec<Finding> = Vec::new();
+        let (content, mut verdict, original) = if p.input.verdict == Verdict::Blocked {
+            (g.text.clone(), Verdict::Blocked, None)
+        } else if let Some(finding) = g.blocked.take() {
+            let fallback = p.persona.fallback_reply.clone();
+            let _ = tx.send(TurnEvent::Replaced(fallback.clone())).await;
+            findings.append(&mut g.findings);
+            findings.push(finding);
+            (fallback, Verdict::Blocked, Some(g.raw.clone()))
+        } else {
+            findings.append(&mut g.findings);
+            (g.text.clone(), g.verdict, None)
         };
-        let drift = self
-            .inner
-            .guard
-            .drift(&p.persona.system_prompt, &p.user_text, &output.text);
-        let usage = generation.usage.clone().unwrap_or_else(|| Usage {
+        let drift = if canned || verdict == Verdict::Blocked {
+            0.0
+        } else {
+            p.drift.score(&content)
+        };
+        if let Some(threshold) = p.persona.drift_threshold {
+            if drift > threshold && verdict == Verdict::Allowed {
+                verdict = Verdict::Flagged;
+                findings.push(Finding {
+                    category: "drift".to_owned(),
+                    rule: format!("driftScore {drift:.3} > {threshold}"),
+                    stage: Stage::Output,
+                    action: Action::Flag,
+                    excerpt: String::new(),
+                    span: 0..0,
+                });
+            }
+        }
+        let usage = g.usage.clone().unwrap_or_else(|| Usage {
             input_tokens: if canned {
                 0
             } else {
                 tokens::count_messages(&p.request.messages)
             },
-            output_tokens: if canned {
-                0
-            } else {
-                tokens::count(&generation.text)
-            },
+            output_tokens: if canned { 0 } else { tokens::count(&g.raw) },
             estimated: true,
         });
-        let status = generation.status;
+        let model_id = g.model_id.clone().unwrap_or_else(|| p.model.id.clone());
+        let pricing = g.pricing.unwrap_or(p.model.pricing);
+        let status = g.status;
 
-        let Some((session, user_insert)) = p.session.as_ref().zip(user_insert) else {
-            let event = match generation.error {
+        let Some(session) = p.session.as_ref() else {
+            let event = match g.error.take() {
                 Some(error) => TurnEvent::Failed {
                     error,
                     outcome: None,
@@ -390,30 +458,30 @@ impl Engine {
             let _ = tx.send(event).await;
             return;
         };
-        let stored_user = match user_insert.await {
-            Ok(Ok((message, _))) => Ok(message),
-            Ok(Err(e)) => Err(EngineError::from(e)),
-            Err(e) => Err(EngineError::Internal(format!("user message task: {e}"))),
-        };
         let assistant = NewMessage {
             id: MessageId::generate(),
             session_id: session.id.clone(),
             org_id: session.org_id.clone(),
             role: Role::Assistant,
-            content: output.text,
+            content,
             input_tokens: to_i64(usage.input_tokens),
             output_tokens: to_i64(usage.output_tokens),
             tokens_estimated: usage.estimated,
-            model: p.model.id.clone(),
+            model: model_id,
             latency_ms,
-            cost_usd_micros: p.model.pricing.cost_usd_micros(&usage),
-            moderation_verdict: output.verdict.as_str().to_owned(),
+            cost_usd_micros: pricing.cost_usd_micros(&usage),
+            moderation_verdict: verdict.as_str().to_owned(),
             drift_score: drift,
             status,
             created_at: Utc::now(),
             billed: true,
+            api_key_id: p.billing_key.clone(),
+            first_token_ms: g.first_token_ms,
+            original_content: original,
+            moderation: records(&findings),
+            drift_alpha: (!canned).then_some(DEFAULT_DRIFT_ALPHA),
         };
-        let stored = match stored_user {
+        let stored = match recorder.user_message().await {
             Ok(user) => self
                 .inner
                 .store
@@ -432,7 +500,7 @@ impl Engine {
             }),
             Err(error) => {
                 tracing::error!(error = ?error, session = %session.id, "the turn could not be stored");
-                let event = match (recording, generation.error) {
+                let event = match (p.recording, g.error.take()) {
                     (_, Some(error)) => TurnEvent::Failed {
                         error,
                         outcome: None,
@@ -447,7 +515,7 @@ impl Engine {
                 return;
             }
         };
-        let event = match generation.error {
+        let event = match g.error.take() {
             Some(error) => TurnEvent::Failed {
                 error,
                 outcome: Some(outcome),
@@ -462,21 +530,102 @@ impl Engine {
         let _ = tx.send(event).await;
     }
 
-    /// Streams the model into `tx` until it ends, fails, the client goes away
-    /// or shutdown cancels it. Dropping the model stream cancels upstream work.
+    /// Runs the model (and its tool calls) through the output scanner.
     async fn generate(
+        &self,
+        p: &Prepared,
+        tx: &mpsc::Sender<TurnEvent>,
+        recorder: &mut Recorder,
+        started: Instant,
+        g: &mut Generation,
+    ) {
+        let mut scanner = self.inner.guard.output_scanner(&p.policy);
+        let mut request = p.request.clone();
+        let steps = if p.tools.is_empty() {
+            1
+        } else {
+            self.inner.config.max_tool_steps.max(1)
+        };
+        for step in 0..steps {
+            let (calls, step_text) = self
+                .stream_step(&p.model, request.clone(), scanner.as_mut(), tx, started, g)
+                .await;
+            if g.stopped() || calls.is_empty() {
+                break;
+            }
+            let Some(session) = p.session.as_ref() else {
+                break;
+            };
+            if step + 1 == steps {
+                tracing::info!(session = %session.id, "tool step limit reached; ending the reply");
+                break;
+            }
+            // Tool messages follow the user message in the session.
+            if let Err(e) = recorder.user_message().await {
+                g.error = Some(e);
+                g.status = if g.text.is_empty() {
+                    MessageStatus::Failed
+                } else {
+                    MessageStatus::Partial
+                };
+                break;
+            }
+            let ctx = ToolContext {
+                session,
+                workspace: &session.workspace_id,
+                faq_threshold: p.persona.faq_threshold,
+            };
+            request
+                .messages
+                .push(ChatMessage::assistant_tool_calls(step_text, calls.clone()));
+            for call in &calls {
+                let outcome = self.run_tool(&p.tools, &ctx, call).await;
+                recorder
+                    .store_tool(&self.inner.store, &p.model.id, call, &outcome)
+                    .await;
+                request
+                    .messages
+                    .push(ChatMessage::tool_result(call.id.clone(), outcome.content));
+            }
+        }
+        if !g.stopped() {
+            match scanner.finish() {
+                ScanStep::Release(text) => {
+                    if !g.release(text, tx, started).await {
+                        g.status = MessageStatus::Partial;
+                    }
+                }
+                ScanStep::Block(finding) => g.blocked = Some(finding),
+            }
+        }
+        let assessment = scanner.assessment();
+        g.findings = assessment.findings;
+        g.findings.append(&mut g.classifier_findings);
+        g.verdict = if g.findings.is_empty() {
+            assessment.verdict
+        } else {
+            Verdict::from_findings(&g.findings)
+        };
+    }
+
+    /// One model call. Returns the tool calls it asked for and its raw text.
+    async fn stream_step(
         &self,
         model: &ModelEntry,
         request: ModelRequest,
+        scanner: &mut dyn OutputScanner,
         tx: &mpsc::Sender<TurnEvent>,
-    ) -> Generation {
-        let mut out = Generation::default();
+        started: Instant,
+        g: &mut Generation,
+    ) -> (Vec<ToolCall>, String) {
+        let mut calls = Vec::new();
+        let mut step_text = String::new();
         let mut stream = model.model.stream(request);
         loop {
             let event = tokio::select! {
                 biased;
-                _ = self.inner.stop.cancelled() => { out.status = MessageStatus::Partial; break; }
-                _ = tx.closed() => { out.status = MessageStatus::Partial; break; }
+                _ = self.inner.stop.cancelled() => { g.status = MessageStatus::Partial; break; }
+                _ = tx.closed() => { g.status = MessageStatus::Partial; break; }
                 event = stream.next() => event,
             };
             match event {
@@ -485,32 +634,72 @@ impl Engine {
                     if delta.is_empty() {
                         continue;
                     }
-                    out.text.push_str(&delta);
-                    if tx.send(TurnEvent::Delta(delta)).await.is_err() {
-                        out.status = MessageStatus::Partial;
-                        break;
+                    g.raw.push_str(&delta);
+                    step_text.push_str(&delta);
+                    match scanner.push(&delta) {
+                        ScanStep::Release(text) => {
+                            let released = self.classify_release(text, g).await;
+                            match released {
+                                Ok(text) => {
+                                    if !g.release(text, tx, started).await {
+                                        g.status = MessageStatus::Partial;
+                                        break;
+                                    }
+                                }
+                                Err(finding) => {
+                                    g.blocked = Some(finding);
+                                    break;
+                                }
+                            }
+                        }
+                        ScanStep::Block(finding) => {
+                            g.blocked = Some(finding);
+                            break;
+                        }
                     }
                 }
-                Some(Ok(ModelEvent::Usage(usage))) => out.usage = Some(usage),
-                // Tool calls and the answering model are handled by the LLM
-                // orchestration work; until then they carry nothing to store.
-                Some(Ok(ModelEvent::Done { .. }))
-                | Some(Ok(ModelEvent::ToolCall(_)))
-                | Some(Ok(ModelEvent::Model { .. }))
-                | Some(Ok(ModelEvent::Fallback { .. })) => {}
+                Some(Ok(ModelEvent::ToolCall(call))) => calls.push(call),
+                Some(Ok(ModelEvent::Usage(usage))) => g.add_usage(usage),
+                Some(Ok(ModelEvent::Model { id, pricing })) => {
+                    g.model_id = Some(id);
+                    g.pricing = Some(pricing);
+                }
+                Some(Ok(ModelEvent::Fallback { from, to, reason })) => {
+                    tracing::info!(%from, %to, %reason, "model fell back");
+                }
+                Some(Ok(ModelEvent::Done { .. })) => {}
                 Some(Err(e)) => {
                     tracing::warn!(model = %model.id, error = %e, "model stream failed");
-                    out.status = if out.text.is_empty() {
+                    g.status = if g.raw.is_empty() {
                         MessageStatus::Failed
                     } else {
                         MessageStatus::Partial
                     };
-                    out.error = Some(EngineError::Upstream(e.to_string()));
+                    g.error = Some(match e {
+                        LlmError::Timeout => EngineError::UpstreamTimeout,
+                        other => EngineError::Upstream(other.to_string()),
+                    });
                     break;
                 }
             }
         }
-        out
+        (calls, step_text)
+    }
+
+    /// Passes a released window through the external classifier, if any.
+    async fn classify_release(&self, text: String, g: &mut Generation) -> Result<String, Finding> {
+        let Some(classifier) = &self.inner.classifier else {
+            return Ok(text);
+        };
+        if text.trim().is_empty() {
+            return Ok(text);
+        }
+        let findings = classifier.check(&text, Stage::Output).await;
+        if let Some(block) = findings.iter().find(|f| f.action == Action::Block).cloned() {
+            return Err(block);
+        }
+        g.classifier_findings.extend(findings);
+        Ok(text)
     }
 }
 
@@ -518,25 +707,234 @@ impl Engine {
 pub(crate) fn policy(persona: &Persona, extra_guardrails: &[String]) -> GuardPolicy {
     let mut guardrails = persona.guardrails.clone();
     guardrails.extend(extra_guardrails.iter().cloned());
-    GuardPolicy { guardrails }
+    GuardPolicy {
+        guardrails,
+        redact_pii: persona.redact_pii,
+    }
 }
 
+/// Writes the user message beside generation, then tool messages in order.
+struct Recorder {
+    pending: Option<JoinHandle<Result<(Message, Session), tidechat_store::StoreError>>>,
+    user: Option<Result<Message, String>>,
+    session: Option<Session>,
+    billing_key: Option<tidechat_domain::ApiKeyId>,
+}
+
+impl Recorder {
+    fn start(engine: &Engine, p: &Prepared) -> Self {
+        let pending = p.session.as_ref().map(|session| {
+            let store = engine.inner.store.clone();
+            let message = NewMessage {
+                id: MessageId::generate(),
+                session_id: session.id.clone(),
+                org_id: session.org_id.clone(),
+                role: Role::User,
+                content: p.user_text.clone(),
+                input_tokens: to_i64(tokens::count(&p.user_text)),
+                output_tokens: 0,
+                tokens_estimated: false,
+                model: p.model.id.clone(),
+                latency_ms: 0,
+                cost_usd_micros: 0,
+                moderation_verdict: p.input.verdict.as_str().to_owned(),
+                drift_score: 0.0,
+                status: MessageStatus::Complete,
+                created_at: Utc::now(),
+                billed: false,
+                api_key_id: p.billing_key.clone(),
+                first_token_ms: None,
+                original_content: None,
+                moderation: records(&p.input.findings),
+                drift_alpha: None,
+            };
+            // Written beside the model call: the first delta does not wait for it.
+            tokio::spawn(async move { store.append_message(&message).await })
+        });
+        Self {
+            pending,
+            user: None,
+            session: p.session.clone(),
+            billing_key: p.billing_key.clone(),
+        }
+    }
+
+    /// The stored user message (waits for the write once).
+    async fn user_message(&mut self) -> Result<Message, EngineError> {
+        if self.user.is_none() {
+            let result = match self.pending.take() {
+                Some(handle) => match handle.await {
+                    Ok(Ok((message, _))) => Ok(message),
+                    Ok(Err(e)) => Err(format!("{e:?}")),
+                    Err(e) => Err(format!("user message task: {e}")),
+                },
+                None => Err("this turn is not recorded".to_owned()),
+            };
+            self.user = Some(result);
+        }
+        match &self.user {
+            Some(Ok(m)) => Ok(m.clone()),
+            Some(Err(e)) => Err(EngineError::Internal(e.clone())),
+            None => Err(EngineError::Internal("no user message".to_owned())),
+        }
+    }
+
+    /// Stores a tool call and its result as a `tool` message (best effort:
+    /// a failure is logged; the reply goes on).
+    async fn store_tool(
+        &self,
+        store: &tidechat_store::Store,
+        model: &str,
+        call: &ToolCall,
+        outcome: &ToolOutcome,
+    ) {
+        let Some(session) = &self.session else { return };
+        let arguments: Value =
+            serde_json::from_str(&call.arguments).unwrap_or(Value::String(call.arguments.clone()));
+        let result: Value = serde_json::from_str(&outcome.content)
+            .unwrap_or(Value::String(outcome.content.clone()));
+        let content = json!({
+            "tool": call.name,
+            "callId": call.id,
+            "arguments": arguments,
+            "result": result,
+            "isError": outcome.is_error,
+        })
+        .to_string();
+        let message = NewMessage {
+            id: MessageId::generate(),
+            session_id: session.id.clone(),
+            org_id: session.org_id.clone(),
+            role: Role::Tool,
+            content,
+            input_tokens: 0,
+            output_tokens: 0,
+            tokens_estimated: false,
+            model: model.to_owned(),
+            latency_ms: 0,
+            cost_usd_micros: 0,
+            moderation_verdict: Verdict::Allowed.as_str().to_owned(),
+            drift_score: 0.0,
+            status: if outcome.is_error {
+                MessageStatus::Failed
+            } else {
+                MessageStatus::Complete
+            },
+            created_at: Utc::now(),
+            billed: false,
+            api_key_id: self.billing_key.clone(),
+            first_token_ms: None,
+            original_content: None,
+            moderation: Vec::new(),
+            drift_alpha: None,
+        };
+        if let Err(e) = store.append_message(&message).await {
+            tracing::error!(error = ?e, session = %session.id, "could not store a tool message");
+        }
+    }
+}
+
+/// What generation produced so far.
 struct Generation {
+    /// Text released to the client.
     text: String,
+    /// Everything the model wrote (kept for audit when moderation replaces it).
+    raw: String,
     usage: Option<Usage>,
     status: MessageStatus,
     error: Option<EngineError>,
+    /// The model that answered (after fallbacks) and its prices.
+    model_id: Option<String>,
+    pricing: Option<Pricing>,
+    first_token_ms: Option<i64>,
+    /// Set when moderation stopped the reply.
+    blocked: Option<Finding>,
+    verdict: Verdict,
+    findings: Vec<Finding>,
+    classifier_findings: Vec<Finding>,
 }
 
 impl Default for Generation {
     fn default() -> Self {
         Self {
             text: String::new(),
+            raw: String::new(),
             usage: None,
             status: MessageStatus::Complete,
             error: None,
+            model_id: None,
+            pricing: None,
+            first_token_ms: None,
+            blocked: None,
+            verdict: Verdict::Allowed,
+            findings: Vec::new(),
+            classifier_findings: Vec::new(),
         }
     }
+}
+
+impl Generation {
+    /// Sends released text; false when the client is gone.
+    async fn release(
+        &mut self,
+        text: String,
+        tx: &mpsc::Sender<TurnEvent>,
+        started: Instant,
+    ) -> bool {
+        if text.is_empty() {
+            return true;
+        }
+        if self.first_token_ms.is_none() {
+            self.first_token_ms = Some(elapsed_ms(started));
+        }
+        self.text.push_str(&text);
+        tx.send(TurnEvent::Delta(text)).await.is_ok()
+    }
+
+    /// Sums usage over the steps of a tool loop.
+    fn add_usage(&mut self, usage: Usage) {
+        self.usage = Some(match self.usage.take() {
+            None => usage,
+            Some(sum) => Usage {
+                input_tokens: sum.input_tokens + usage.input_tokens,
+                output_tokens: sum.output_tokens + usage.output_tokens,
+                estimated: sum.estimated || usage.estimated,
+            },
+        });
+    }
+
+    /// True when nothing more should be generated.
+    fn stopped(&self) -> bool {
+        self.blocked.is_some() || self.error.is_some() || self.status != MessageStatus::Complete
+    }
+}
+
+/// Findings as stored moderation records.
+fn records(findings: &[Finding]) -> Vec<ModerationRecord> {
+    findings
+        .iter()
+        .map(|f| ModerationRecord {
+            stage: match f.stage {
+                Stage::Input => "input",
+                Stage::Output => "output",
+            }
+            .to_owned(),
+            category: f.category.clone(),
+            rule: f.rule.chars().take(200).collect(),
+            action: match f.action {
+                Action::Block => "block",
+                Action::Redact => "redact",
+                Action::Flag => "flag",
+                Action::Note => "note",
+            }
+            .to_owned(),
+            excerpt: f.excerpt.clone(),
+        })
+        .collect()
+}
+
+fn elapsed_ms(started: Instant) -> i64 {
+    i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
 }
 
 fn to_i64(n: u64) -> i64 {

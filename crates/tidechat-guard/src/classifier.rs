@@ -153,11 +153,21 @@ struct ModerationResult {
 }
 
 /// A client for the configured classifier; cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ExternalClassifier {
     config: ClassifierConfig,
     api_key: Option<String>,
     client: reqwest::Client,
+}
+
+impl std::fmt::Debug for ExternalClassifier {
+    /// Never prints the API key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExternalClassifier")
+            .field("url", &self.config.url)
+            .field("has_api_key", &self.api_key.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ExternalClassifier {

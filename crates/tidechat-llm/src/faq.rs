@@ -1,4 +1,8 @@
-//! FAQ retrieval: a small in-memory BM25 index over question + answer text.
+//! FAQ retrieval: a small in-memory BM25 index over question + answer text,
+//! with a confidence that decides "out of scope".
+//!
+//! `docs/retrieval.md` has the evaluation behind every choice below and the
+//! things that were tried and did not help.
 //!
 //! # Why hand-written BM25
 //! The `bm25` crate (2.x) was evaluated: with `default-features = false` it
@@ -17,28 +21,49 @@
 //! search may see, so with an organization filter one tenant's FAQ never
 //! influences another tenant's scores.
 //!
+//! Each query word is looked up as its Snowball stem in the query's language
+//! (English or German, guessed from function words), then in the other
+//! language. A Latin-script word of 5+ letters that is still unknown matches
+//! vocabulary words within edit distance 1 (2 from 8 letters) that start the
+//! same way (typo tolerance); such a match counts 0.8 of an exact one.
+//!
 //! # Confidence
-//! `confidence` is the IDF-weighted share of the query's distinct terms that
-//! the document contains: `Σ idf(matched query terms) / Σ idf(all query
-//! terms)`, in `0..=1`. Query words that appear nowhere in the FAQ have the
-//! highest IDF, so an off-topic question ("what's the weather on mars")
-//! scores low even if it shares a word with some entry, while a paraphrase
-//! that keeps the content words ("how do I reset my password") scores high.
+//! The IDF-weighted share of the query's words that the entry covers, with
+//! two refinements for telling "asked differently" from "asked about
+//! something else":
+//! - a word that no visible entry contains weighs double in the total (its
+//!   IDF is that of a term in no document), and six-fold if it also looks
+//!   like a name in an English query (`Netflix`, `iPhone`): "how do I cancel
+//!   my Netflix subscription" is not covered by "How do I cancel my
+//!   subscription?" although every other word matches;
+//! - 30% of the confidence counts only words matched in the entry's
+//!   question, since the question states what the entry is about.
+//!
+//! A word with parts (a Hangul word and its syllable bigrams, a hyphenated
+//! compound and its pieces) is one unit: covered when the whole matches,
+//! else by the share of its parts that match. The coverage `c` in `0..=1` is
+//! reported as `c^0.65`, which puts the best precision / recall trade-off on
+//! the evaluation set at [`DEFAULT_CONFIDENCE_THRESHOLD`] (0.35) and keeps a
+//! full match at 1.
 //!
 //! # Text analysis
 //! NFKC normalisation, lowercasing, Unicode word segmentation (UAX #29);
 //! punctuation and whitespace are dropped, emoji are kept as terms (variation
-//! selectors removed), a trailing English possessive `'s` is removed. Runs of
+//! selectors removed), a trailing English possessive `'s` is removed and a
+//! hyphenated compound is also indexed joined (`Wi-Fi` → `wifi`). Runs of
 //! CJK ideographs / kana (written without spaces) become character bigrams;
 //! Hangul words are kept whole and, when longer than two syllables, also
 //! contribute syllable bigrams so that particles (비밀번호를 / 비밀번호) do
-//! not prevent a match. A small English stop-word list is removed from
-//! queries unless that would leave the query empty.
+//! not prevent a match. Latin-script words are stemmed (Snowball, English
+//! or German by a guess per document). English and German stop words are
+//! removed from queries unless that would leave the query empty.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use unicode_normalization::UnicodeNormalization;
-use unicode_segmentation::UnicodeSegmentation;
+mod analysis;
+
+pub use analysis::analyze;
+use analysis::{edit_distance, is_latin_word, is_stop_word, name_like_words, Lang};
 
 use crate::model::Retrieval;
 
@@ -48,6 +73,20 @@ pub const BM25_K1: f64 = 1.2;
 pub const BM25_B: f64 = 0.75;
 /// The confidence threshold callers use by default for [`FaqIndex::retrieve`].
 pub const DEFAULT_CONFIDENCE_THRESHOLD: f64 = 0.35;
+/// How much a typo-corrected query term counts, relative to an exact one.
+const FUZZY_WEIGHT: f64 = 0.8;
+/// Extra weight (× its IDF) of a query word that no visible entry contains:
+/// it is what the user asks about and the FAQ does not cover.
+const UNKNOWN_PENALTY: f64 = 1.0;
+/// More extra weight when that word also looks like a name (`Netflix`,
+/// `iPhone`): a product or place the FAQ never mentions.
+const UNKNOWN_NAME_PENALTY: f64 = 4.0;
+/// Share of the confidence that comes from matching the entry's question
+/// (the rest: question or answer).
+const QUESTION_SHARE: f64 = 0.3;
+/// `coverage^γ` maps the coverage at the best precision/recall trade-off on
+/// the evaluation set (≈ 0.2) to [`DEFAULT_CONFIDENCE_THRESHOLD`].
+const CALIBRATION_EXPONENT: f64 = 0.65;
 
 /// One FAQ entry.
 #[derive(Clone, Debug)]
@@ -67,137 +106,8 @@ pub struct FaqHit {
     pub answer: String,
     /// BM25 score (> 0; only comparable within one search).
     pub score: f64,
-    /// IDF-weighted fraction of the query's terms found in this entry, 0..=1.
+    /// How sure the index is that this entry answers the query, 0..=1.
     pub confidence: f64,
-}
-
-const STOP_WORDS: &[&str] = &[
-    "a", "about", "am", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by", "can",
-    "could", "did", "do", "does", "for", "from", "get", "got", "had", "has", "have", "hello",
-    "hey", "hi", "how", "i", "i'd", "i'm", "i've", "if", "in", "into", "is", "it", "it's", "its",
-    "let", "me", "my", "of", "on", "or", "our", "please", "so", "some", "than", "that", "the",
-    "their", "them", "then", "there", "these", "they", "this", "those", "to", "up", "us", "was",
-    "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you",
-    "your",
-];
-
-fn is_stop_word(term: &str) -> bool {
-    STOP_WORDS.contains(&term)
-}
-
-/// CJK ideographs and kana: scripts written without spaces between words.
-fn is_cjk(c: char) -> bool {
-    matches!(c as u32,
-        0x3005..=0x3007          // 々 〆 〇
-        | 0x3040..=0x30FF        // hiragana, katakana
-        | 0x31F0..=0x31FF        // katakana phonetic extensions
-        | 0x3400..=0x4DBF        // CJK ext A
-        | 0x4E00..=0x9FFF        // CJK unified ideographs
-        | 0xF900..=0xFAFF        // compatibility ideographs
-        | 0x20000..=0x3134F      // CJK ext B..G
-    )
-}
-
-fn is_hangul(c: char) -> bool {
-    matches!(c as u32, 0xAC00..=0xD7A3 | 0x1100..=0x11FF | 0x3130..=0x318F)
-}
-
-fn is_emoji(c: char) -> bool {
-    matches!(c as u32,
-        0x1F000..=0x1FAFF
-        | 0x2600..=0x27BF
-        | 0x2300..=0x23FF
-        | 0x2B00..=0x2BFF
-        | 0x2190..=0x21FF
-        | 0x3030 | 0x303D | 0x3297 | 0x3299
-        | 0x00A9 | 0x00AE | 0x203C | 0x2049 | 0x2122 | 0x2139
-    )
-}
-
-/// Emits bigrams of a CJK run (a lone character stands for itself).
-fn push_bigrams(run: &[char], out: &mut Vec<String>) {
-    match run.len() {
-        0 => {}
-        1 => out.push(run[0].to_string()),
-        _ => out.extend(run.windows(2).map(|w| w.iter().collect::<String>())),
-    }
-}
-
-fn push_word(word: &str, out: &mut Vec<String>) {
-    let word = word
-        .strip_suffix("'s")
-        .filter(|w| !w.is_empty())
-        .unwrap_or(word);
-    out.push(word.to_string());
-    let syllables: Vec<char> = word.chars().collect();
-    if syllables.len() > 2 && syllables.iter().all(|&c| is_hangul(c)) {
-        push_bigrams(&syllables, out);
-    }
-}
-
-/// Splits text into index terms (see the module docs). Exposed for
-/// diagnostics and tests; the same analysis is used for documents and
-/// queries.
-pub fn analyze(text: &str) -> Vec<String> {
-    let normalized: String = text
-        .nfkc()
-        .map(|c| if c == '\u{2019}' { '\'' } else { c })
-        .collect::<String>()
-        .to_lowercase();
-    let mut out = Vec::new();
-    let mut cjk_run: Vec<char> = Vec::new();
-    for segment in normalized.split_word_bounds() {
-        let mut word = String::new();
-        for c in segment.chars() {
-            if is_cjk(c) {
-                if !word.is_empty() {
-                    push_bigrams(&cjk_run, &mut out);
-                    cjk_run.clear();
-                    push_word(&word, &mut out);
-                    word.clear();
-                }
-                cjk_run.push(c);
-            } else {
-                word.push(c);
-            }
-        }
-        if word.is_empty() {
-            continue;
-        }
-        if word.chars().any(char::is_alphanumeric) {
-            push_bigrams(&cjk_run, &mut out);
-            cjk_run.clear();
-            push_word(&word, &mut out);
-        } else if word.chars().any(is_emoji) {
-            push_bigrams(&cjk_run, &mut out);
-            cjk_run.clear();
-            let emoji: String = word
-                .chars()
-                .filter(|c| !c.is_whitespace() && !matches!(*c, '\u{fe0e}' | '\u{fe0f}'))
-                .collect();
-            out.push(emoji);
-        } else if word.chars().any(|c| !c.is_whitespace()) {
-            // Punctuation separates CJK runs; whitespace does not matter
-            // because CJK text has none between words anyway.
-            push_bigrams(&cjk_run, &mut out);
-            cjk_run.clear();
-        }
-    }
-    push_bigrams(&cjk_run, &mut out);
-    out
-}
-
-/// Distinct query terms, stop words removed unless that empties the query.
-fn query_terms(query: &str) -> Vec<String> {
-    let mut all = analyze(query);
-    let mut seen = std::collections::HashSet::new();
-    all.retain(|t| seen.insert(t.clone()));
-    let content: Vec<String> = all.iter().filter(|t| !is_stop_word(t)).cloned().collect();
-    if content.is_empty() {
-        all
-    } else {
-        content
-    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -206,14 +116,89 @@ struct CorpusStats {
     total_len: u64,
 }
 
+#[derive(Clone, Copy, Debug)]
+struct Posting {
+    doc: u32,
+    /// Weighted term frequency (question occurrences count twice).
+    tf: u32,
+    in_question: bool,
+}
+
+/// How a query term was found in the index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Match {
+    Exact,
+    Fuzzy,
+    Unknown,
+}
+
+impl Match {
+    /// How much a match of the term counts (BM25 and confidence).
+    fn weight(self) -> f64 {
+        match self {
+            Match::Exact => 1.0,
+            Match::Fuzzy => FUZZY_WEIGHT,
+            Match::Unknown => 0.0,
+        }
+    }
+}
+
+/// A distinct query term resolved against the visible vocabulary.
+#[derive(Clone, Debug)]
+struct QueryTerm {
+    stems: Vec<String>,
+    kind: Match,
+}
+
+/// One word of the query: its terms (indices into the query's distinct
+/// terms; the first is the word itself, the rest its parts).
+#[derive(Clone, Debug)]
+struct QueryUnit {
+    terms: Vec<usize>,
+    /// Looks like a name (English query, capitalised or camel-case).
+    name_like: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Query {
+    terms: Vec<QueryTerm>,
+    units: Vec<QueryUnit>,
+}
+
+/// Per-query statistics shared by all candidates.
+#[derive(Clone, Debug, Default)]
+struct QueryStats {
+    /// Per distinct term.
+    idf: Vec<f64>,
+    /// Per unit: its weight (the highest IDF of its known terms, else the
+    /// IDF of an unknown term), whether any of its terms is in the visible
+    /// vocabulary, whether it looks like a name.
+    unit_weight: Vec<f64>,
+    unit_known: Vec<bool>,
+    unit_name: Vec<bool>,
+}
+
+/// One entry that matched at least one query term.
+#[derive(Clone, Debug, Default)]
+struct Candidate {
+    doc: u32,
+    score: f64,
+    /// Per unit: matched fraction (0..=1) in the entry / in its question.
+    unit_match: Vec<f64>,
+    unit_question: Vec<f64>,
+}
+
 /// An immutable BM25 index over FAQ entries. Cheap to search; rebuild it when
 /// the FAQ changes.
 #[derive(Clone, Debug, Default)]
 pub struct FaqIndex {
     docs: Vec<FaqDoc>,
     doc_len: Vec<u32>,
-    /// term -> (doc index, term frequency), doc indices ascending.
-    postings: HashMap<String, Vec<(u32, u32)>>,
+    /// stem -> postings, doc indices ascending.
+    postings: HashMap<String, Vec<Posting>>,
+    /// Latin-script surface word -> the stems it was indexed under (for
+    /// typo tolerance). Ordered so that lookups are deterministic.
+    surfaces: BTreeMap<String, Vec<String>>,
     all: CorpusStats,
     by_org: HashMap<String, CorpusStats>,
 }
@@ -227,17 +212,39 @@ impl FaqIndex {
         for (i, doc) in docs.iter().enumerate() {
             let question = analyze(&doc.question);
             let answer = analyze(&doc.answer);
-            let mut tf: HashMap<&str, u32> = HashMap::new();
-            for term in question.iter().chain(&question).chain(&answer) {
-                *tf.entry(term.as_str()).or_default() += 1;
+            let lang = Lang::guess(&[question.as_slice(), answer.as_slice()].concat());
+            let mut stem_of = |term: &String| {
+                let stem = lang.stem(term);
+                if is_latin_word(term) {
+                    let stems = index.surfaces.entry(term.clone()).or_default();
+                    if !stems.contains(&stem) {
+                        stems.push(stem.clone());
+                    }
+                }
+                stem
+            };
+            let question: Vec<String> = question.iter().map(&mut stem_of).collect();
+            let answer: Vec<String> = answer.iter().map(&mut stem_of).collect();
+            let mut tf: HashMap<&str, (u32, bool)> = HashMap::new();
+            for term in &question {
+                let e = tf.entry(term.as_str()).or_default();
+                e.0 += 2;
+                e.1 = true;
+            }
+            for term in &answer {
+                tf.entry(term.as_str()).or_default().0 += 1;
             }
             let len = (2 * question.len() + answer.len()) as u64;
-            for (term, n) in tf {
+            for (term, (n, in_question)) in tf {
                 index
                     .postings
                     .entry(term.to_string())
                     .or_default()
-                    .push((i as u32, n));
+                    .push(Posting {
+                        doc: i as u32,
+                        tf: n,
+                        in_question,
+                    });
             }
             index.doc_len.push(u32::try_from(len).unwrap_or(u32::MAX));
             index.all.docs += 1;
@@ -260,24 +267,8 @@ impl FaqIndex {
         self.docs.is_empty()
     }
 
-    /// Best first; only hits with score > 0; `organization_id` `Some(x)`
-    /// restricts the search (and the BM25 statistics) to docs whose
-    /// `organization_id == Some(x)`; `None` searches every doc.
-    pub fn search(&self, query: &str, limit: usize, organization_id: Option<&str>) -> Vec<FaqHit> {
-        if limit == 0 || self.docs.is_empty() {
-            return Vec::new();
-        }
-        let stats = match organization_id {
-            None => self.all,
-            Some(org) => match self.by_org.get(org) {
-                Some(stats) => *stats,
-                None => return Vec::new(),
-            },
-        };
-        if stats.docs == 0 {
-            return Vec::new();
-        }
-        let visible = |doc: u32| match organization_id {
+    fn visible(&self, doc: u32, organization_id: Option<&str>) -> bool {
+        match organization_id {
             None => true,
             Some(org) => {
                 self.docs
@@ -285,59 +276,241 @@ impl FaqIndex {
                     .and_then(|d| d.organization_id.as_deref())
                     == Some(org)
             }
+        }
+    }
+
+    fn is_visible_term(&self, stem: &str, organization_id: Option<&str>) -> bool {
+        self.postings
+            .get(stem)
+            .is_some_and(|p| p.iter().any(|p| self.visible(p.doc, organization_id)))
+    }
+
+    /// Resolves query words to index stems: the query language's stem, then
+    /// the other language's, then (typo tolerance) similar vocabulary words.
+    fn resolve(&self, query: &str, organization_id: Option<&str>) -> Query {
+        let mut all = analysis::units(query);
+        let mut seen = HashSet::new();
+        all.retain(|u| seen.insert(u[0].clone()));
+        let words: Vec<String> = all.iter().map(|u| u[0].clone()).collect();
+        let lang = Lang::guess(&words);
+        let names: HashSet<String> = if lang == Lang::En {
+            name_like_words(query).into_iter().collect()
+        } else {
+            HashSet::new()
         };
-        let terms = query_terms(query);
+        let content: Vec<Vec<String>> = all
+            .iter()
+            .filter(|u| !is_stop_word(&u[0]))
+            .cloned()
+            .collect();
+        let units = if content.is_empty() { all } else { content };
+        let mut q = Query::default();
+        for unit in units {
+            let name_like = names.contains(&unit[0]);
+            let mut indices = Vec::new();
+            for word in &unit {
+                let term = self.resolve_word(word, lang, organization_id);
+                let i = match q.terms.iter().position(|t| t.stems == term.stems) {
+                    Some(i) => i,
+                    None => {
+                        q.terms.push(term);
+                        q.terms.len() - 1
+                    }
+                };
+                if !indices.contains(&i) {
+                    indices.push(i);
+                }
+            }
+            q.units.push(QueryUnit {
+                terms: indices,
+                name_like,
+            });
+        }
+        q
+    }
+
+    fn resolve_word(&self, word: &str, lang: Lang, organization_id: Option<&str>) -> QueryTerm {
+        let exact = [lang.stem(word), lang.other().stem(word)]
+            .into_iter()
+            .find(|s| self.is_visible_term(s, organization_id));
+        if let Some(stem) = exact {
+            return QueryTerm {
+                stems: vec![stem],
+                kind: Match::Exact,
+            };
+        }
+        let stems = self.typo_candidates(word, organization_id);
+        if stems.is_empty() {
+            QueryTerm {
+                stems: vec![lang.stem(word)],
+                kind: Match::Unknown,
+            }
+        } else {
+            QueryTerm {
+                stems,
+                kind: Match::Fuzzy,
+            }
+        }
+    }
+
+    /// Vocabulary words within edit distance 1 (2 from 8 letters) of a Latin
+    /// word of 5+ letters that the index does not know. They must share the
+    /// first letter and, below 6 letters, the second one too (or differ by
+    /// swapping the two): short words have many real-word neighbours
+    /// (score / store, black / back) and typos rarely hit the start.
+    fn typo_candidates(&self, word: &str, organization_id: Option<&str>) -> Vec<String> {
+        let chars: Vec<char> = word.chars().collect();
+        if chars.len() < 5 || !is_latin_word(word) || word.contains('\'') {
+            return Vec::new();
+        }
+        let max = if chars.len() >= 8 { 2 } else { 1 };
+        let mut stems: Vec<String> = Vec::new();
+        for (surface, surface_stems) in &self.surfaces {
+            let other: Vec<char> = surface.chars().collect();
+            if other.len().abs_diff(chars.len()) > max || other.first() != chars.first() {
+                continue;
+            }
+            let swapped =
+                chars.len() > 2 && other.len() > 2 && other[1] == chars[2] && other[2] == chars[1];
+            if chars.len() < 6 && other.get(1) != chars.get(1) && !swapped {
+                continue;
+            }
+            if edit_distance(word, surface) > max {
+                continue;
+            }
+            for stem in surface_stems {
+                if !stems.contains(stem) && self.is_visible_term(stem, organization_id) {
+                    stems.push(stem.clone());
+                }
+            }
+        }
+        stems
+    }
+
+    /// All candidates, best first, with the statistics for [`confidence`].
+    fn rank(&self, query: &str, organization_id: Option<&str>) -> (QueryStats, Vec<Candidate>) {
+        let mut stats_q = QueryStats::default();
+        if self.docs.is_empty() {
+            return (stats_q, Vec::new());
+        }
+        let stats = match organization_id {
+            None => self.all,
+            Some(org) => match self.by_org.get(org) {
+                Some(stats) => *stats,
+                None => return (stats_q, Vec::new()),
+            },
+        };
+        if stats.docs == 0 {
+            return (stats_q, Vec::new());
+        }
+        let q = self.resolve(query, organization_id);
         let n = stats.docs as f64;
         let avgdl = (stats.total_len as f64 / n).max(1.0);
 
-        // doc index -> (score, matched idf)
-        let mut acc: HashMap<u32, (f64, f64)> = HashMap::new();
-        let mut total_idf = 0.0;
-        for term in &terms {
-            let postings: Vec<(u32, u32)> = self
-                .postings
-                .get(term)
-                .map(|p| p.iter().copied().filter(|&(d, _)| visible(d)).collect())
-                .unwrap_or_default();
-            let df = postings.len() as f64;
+        // doc -> (score, per term: (match weight, in question))
+        let mut acc: HashMap<u32, (f64, Vec<(f64, bool)>)> = HashMap::new();
+        for (i, term) in q.terms.iter().enumerate() {
+            // doc -> (tf, in question), over the union of the term's stems.
+            let mut hits: BTreeMap<u32, (u32, bool)> = BTreeMap::new();
+            if term.kind != Match::Unknown {
+                for stem in &term.stems {
+                    for p in self.postings.get(stem).into_iter().flatten() {
+                        if self.visible(p.doc, organization_id) {
+                            let e = hits.entry(p.doc).or_default();
+                            e.0 += p.tf;
+                            e.1 |= p.in_question;
+                        }
+                    }
+                }
+            }
+            let df = hits.len() as f64;
             let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-            total_idf += idf;
-            for (doc, tf) in postings {
+            stats_q.idf.push(idf);
+            let weight = term.kind.weight();
+            for (doc, (tf, in_question)) in hits {
                 let tf = f64::from(tf);
                 let dl = f64::from(self.doc_len.get(doc as usize).copied().unwrap_or(0));
                 let norm = BM25_K1 * (1.0 - BM25_B + BM25_B * dl / avgdl);
-                let entry = acc.entry(doc).or_default();
-                entry.0 += idf * tf * (BM25_K1 + 1.0) / (tf + norm);
-                entry.1 += idf;
+                let entry = acc
+                    .entry(doc)
+                    .or_insert_with(|| (0.0, vec![(0.0, false); q.terms.len()]));
+                entry.0 += weight * idf * tf * (BM25_K1 + 1.0) / (tf + norm);
+                entry.1[i] = (weight, in_question);
             }
         }
-        let mut ranked: Vec<(u32, f64, f64)> = acc
-            .into_iter()
-            .filter(|&(_, (score, _))| score > 0.0)
-            .map(|(doc, (score, matched))| {
-                let confidence = if total_idf > 0.0 {
-                    (matched / total_idf).clamp(0.0, 1.0)
-                } else {
+        for unit in &q.units {
+            let known: Vec<f64> = unit
+                .terms
+                .iter()
+                .filter(|&&t| q.terms[t].kind != Match::Unknown)
+                .map(|&t| stats_q.idf[t])
+                .collect();
+            let weight = known
+                .iter()
+                .copied()
+                .reduce(f64::max)
+                .unwrap_or_else(|| stats_q.idf[unit.terms[0]]);
+            stats_q.unit_weight.push(weight);
+            stats_q.unit_known.push(!known.is_empty());
+            stats_q.unit_name.push(unit.name_like);
+        }
+        let unit_fraction = |matches: &[(f64, bool)], unit: &QueryUnit, question: bool| -> f64 {
+            let m = |t: usize| {
+                let (w, in_q) = matches[t];
+                if question && !in_q {
                     0.0
-                };
-                (doc, score, confidence)
+                } else {
+                    w
+                }
+            };
+            let whole = m(unit.terms[0]);
+            if whole > 0.0 || unit.terms.len() == 1 {
+                whole
+            } else {
+                let parts = &unit.terms[1..];
+                parts.iter().map(|&t| m(t)).sum::<f64>() / parts.len() as f64
+            }
+        };
+        let mut ranked: Vec<Candidate> = acc
+            .into_iter()
+            .filter(|(_, (score, _))| *score > 0.0)
+            .map(|(doc, (score, matches))| Candidate {
+                doc,
+                score,
+                unit_match: q
+                    .units
+                    .iter()
+                    .map(|u| unit_fraction(&matches, u, false))
+                    .collect(),
+                unit_question: q
+                    .units
+                    .iter()
+                    .map(|u| unit_fraction(&matches, u, true))
+                    .collect(),
             })
             .collect();
-        ranked.sort_by(|a, b| {
-            b.1.total_cmp(&a.1)
-                .then(b.2.total_cmp(&a.2))
-                .then(a.0.cmp(&b.0))
-        });
+        ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.doc.cmp(&b.doc)));
+        (stats_q, ranked)
+    }
+
+    /// Best first; only hits with score > 0; `organization_id` `Some(x)`
+    /// restricts the search (and the BM25 statistics) to docs whose
+    /// `organization_id == Some(x)`; `None` searches every doc.
+    pub fn search(&self, query: &str, limit: usize, organization_id: Option<&str>) -> Vec<FaqHit> {
+        if limit == 0 {
+            return Vec::new();
+        }
+        let (stats, ranked) = self.rank(query, organization_id);
         ranked
-            .into_iter()
+            .iter()
             .take(limit)
-            .filter_map(|(doc, score, confidence)| {
-                self.docs.get(doc as usize).map(|d| FaqHit {
+            .filter_map(|c| {
+                self.docs.get(c.doc as usize).map(|d| FaqHit {
                     id: d.id.clone(),
                     question: d.question.clone(),
                     answer: d.answer.clone(),
-                    score,
-                    confidence,
+                    score: c.score,
+                    confidence: confidence(&stats, c),
                 })
             })
             .collect()
@@ -356,6 +529,28 @@ impl FaqIndex {
         let out_of_scope = hits.first().is_none_or(|best| best.confidence < threshold);
         Retrieval { hits, out_of_scope }
     }
+}
+
+/// The confidence that `c` answers the query (see the module docs).
+fn confidence(stats: &QueryStats, c: &Candidate) -> f64 {
+    let mut total = 0.0;
+    let mut in_entry = 0.0;
+    let mut in_question = 0.0;
+    for (i, &weight) in stats.unit_weight.iter().enumerate() {
+        let penalty = match (stats.unit_known[i], stats.unit_name[i]) {
+            (true, _) => 0.0,
+            (false, false) => UNKNOWN_PENALTY,
+            (false, true) => UNKNOWN_PENALTY + UNKNOWN_NAME_PENALTY,
+        };
+        total += weight * (1.0 + penalty);
+        in_entry += weight * c.unit_match[i];
+        in_question += weight * c.unit_question[i];
+    }
+    if total <= 0.0 {
+        return 0.0;
+    }
+    let coverage = ((1.0 - QUESTION_SHARE) * in_entry + QUESTION_SHARE * in_question) / total;
+    coverage.clamp(0.0, 1.0).powf(CALIBRATION_EXPONENT)
 }
 
 #[cfg(test)]
@@ -449,12 +644,69 @@ mod tests {
     }
 
     #[test]
-    fn stop_words_never_empty_a_query() {
+    fn hyphenated_compounds_are_also_joined() {
         assert_eq!(
-            query_terms("How do I reset my password?"),
-            vec!["reset", "password"]
+            analyze("Wi-Fi, e-mail - ok"),
+            vec!["wifi", "wi", "fi", "email", "e", "mail", "ok"]
         );
-        assert_eq!(query_terms("how do I"), vec!["how", "do", "i"]);
+        assert_eq!(
+            analyze("E-Mail-Adresse"),
+            vec!["emailadresse", "e", "mail", "email", "adresse"]
+        );
+    }
+
+    #[test]
+    fn stems_typos_and_compounds_match() {
+        let index = faq();
+        for (query, expected) in [
+            ("downloading an invoice", "invoice"),
+            ("Rechnung", "de-rechnung"),
+            ("how do I reset my pasword", "pw"),
+            ("where are my invocies", "invoice"),
+            ("cancle my subscripton", "cancel"),
+            ("refnud", "refund"),
+            ("change emial adress", "email"),
+        ] {
+            let r = index.retrieve(query, 3, None, DEFAULT_CONFIDENCE_THRESHOLD);
+            assert_eq!(
+                r.hits.first().map(|h| h.id.as_str()),
+                Some(expected),
+                "{query}: {r:?}"
+            );
+            assert!(!r.out_of_scope, "{query}: {r:?}");
+        }
+        // Short words have too many real-word neighbours to be corrected.
+        assert!(index.search("pass", 3, None).is_empty());
+    }
+
+    #[test]
+    fn unknown_names_mean_out_of_scope() {
+        let index = faq();
+        let t = DEFAULT_CONFIDENCE_THRESHOLD;
+        let r = index.retrieve("How do I cancel my subscription?", 3, None, t);
+        assert!(!r.out_of_scope, "{r:?}");
+        let r = index.retrieve("How do I cancel my Netflix subscription?", 3, None, t);
+        assert_eq!(r.hits[0].id, "cancel");
+        assert!(r.out_of_scope, "{r:?}");
+        let r = index.retrieve("I forgot my Gmail password", 3, None, t);
+        assert!(r.out_of_scope, "{r:?}");
+    }
+
+    #[test]
+    fn stop_words_never_empty_a_query() {
+        let stems = |q: &str| -> Vec<Vec<String>> {
+            faq()
+                .resolve(q, None)
+                .terms
+                .into_iter()
+                .map(|t| t.stems)
+                .collect()
+        };
+        assert_eq!(
+            stems("How do I reset my password?"),
+            vec![vec!["reset"], vec!["password"]]
+        );
+        assert_eq!(stems("how do I"), vec![vec!["how"], vec!["do"], vec!["i"]]);
     }
 
     #[test]

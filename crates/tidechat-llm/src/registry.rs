@@ -30,6 +30,8 @@ pub struct ModelEntry {
     pub context_window: u32,
     /// Upper bound for `ModelRequest::max_output_tokens`.
     pub max_output_tokens: u32,
+    /// Highest temperature the provider accepts (OpenAI 2, Anthropic 1).
+    pub max_temperature: f64,
 }
 
 impl fmt::Debug for ModelEntry {
@@ -62,6 +64,7 @@ impl ModelRegistry {
             pricing: Pricing::FREE,
             context_window: 16_384,
             max_output_tokens: 2_048,
+            max_temperature: 2.0,
         });
         registry
     }
@@ -189,6 +192,10 @@ impl ModelRegistry {
                 pricing: Pricing::new(config.input_usd_per_mtok, config.output_usd_per_mtok),
                 context_window: config.context_window,
                 max_output_tokens: config.max_output_tokens,
+                max_temperature: match config.provider {
+                    ProviderKind::Anthropic => 1.0,
+                    _ => 2.0,
+                },
             });
         }
         Ok(registry)
@@ -416,6 +423,7 @@ mod tests {
             pricing: Pricing::new(1.0, 2.0),
             context_window: 1_000,
             max_output_tokens: 100,
+            max_temperature: 2.0,
         };
         registry.insert(paid.clone());
         registry.insert(ModelEntry {

@@ -207,6 +207,11 @@ async fn drive(
                 true
             }
             Some(TurnEvent::Delta(text)) => send(json!({"type": "text", "content": text})).await,
+            // Moderation stopped the answer: what was sent had passed; the
+            // fallback follows it (this surface has no way to retract text).
+            Some(TurnEvent::Replaced(text)) => {
+                send(json!({"type": "text", "content": format!("\n\n{text}")})).await
+            }
             Some(TurnEvent::Completed(_)) | Some(TurnEvent::Unrecorded) => {
                 if !hits.is_empty() {
                     send(suggestions(&hits)).await;

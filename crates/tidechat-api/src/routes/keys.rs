@@ -26,13 +26,17 @@ pub async fn create_key(
     OptionalJson(body): OptionalJson<CreateKeyRequest>,
 ) -> Result<HttpResponse> {
     let created = state
-        .run(move |e| async move { e.create_key(&who, body.name.as_deref()).await })
+        .run(move |e| async move {
+            e.create_key(&who, body.name.as_deref(), body.scope.as_deref())
+                .await
+        })
         .await?;
     let k = created.key;
     Ok(HttpResponse::Created().json(CreatedKeyDto {
         key_id: k.id.into_string(),
         name: k.name,
         prefix: k.prefix,
+        scope: k.scope.as_str().to_owned(),
         created_at: timestamp(&k.created_at),
         revoked_at: None,
         key: created.secret,

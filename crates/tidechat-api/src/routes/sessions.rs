@@ -243,6 +243,7 @@ pub async fn send_message(
     Json(body): Json<SendMessageRequest>,
 ) -> Result<HttpResponse> {
     let stream = body.stream;
+    let audit = who.is_api_key();
     let request = TurnRequest {
         user_text: body.user_text,
         model_id: body.model_id,
@@ -261,10 +262,10 @@ pub async fn send_message(
             .content_type("text/event-stream")
             .insert_header((header::CACHE_CONTROL, "no-cache"))
             .insert_header(("X-Accel-Buffering", "no"))
-            .streaming(turn_stream(turn, state.keep_alive)));
+            .streaming(turn_stream(turn, state.keep_alive, audit)));
     }
     let outcome = turn.finish().await?;
-    Ok(HttpResponse::Ok().json(outcome_body(outcome)))
+    Ok(HttpResponse::Ok().json(outcome_body(outcome, audit)))
 }
 
 /// Read a session's messages.
@@ -287,6 +288,7 @@ pub async fn list_messages(
     params: web::Query<ListMessagesParams>,
 ) -> Result<HttpResponse> {
     let p = params.into_inner();
+    let audit = who.is_api_key();
     let query = MessageQuery {
         order: p.order,
         page: Cursor {
@@ -297,7 +299,15 @@ pub async fn list_messages(
     let page = state
         .run(move |e| async move { e.list_messages(&who, &id, &query).await })
         .await?;
-    Ok(HttpResponse::Ok().json(MessagePage::from(page)))
+    Ok(HttpResponse::Ok().json(MessagePage {
+        items: page
+            .items
+            .into_iter()
+            .map(|m| MessageDto::for_caller(m, audit))
+            .collect(),
+        next_cursor: page.next_cursor,
+        has_more: page.has_more,
+    }))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

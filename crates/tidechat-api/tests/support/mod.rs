@@ -109,6 +109,7 @@ fn entry(id: &str, model: Arc<dyn ChatModel>) -> ModelEntry {
         pricing: Pricing::new(1.0, 2.0),
         context_window: 100_000,
         max_output_tokens: 4096,
+        max_temperature: 2.0,
     }
 }
 
@@ -236,10 +237,11 @@ impl TestApp {
 
     /// Breaks message storage on purpose (the table disappears).
     pub async fn break_message_storage(&self) {
-        self._db
-            .execute_sql("DROP TABLE messages")
-            .await
-            .expect("drop table");
+        let sql = match self._db.store.backend() {
+            tidechat_store::Backend::Postgres => "DROP TABLE messages CASCADE",
+            tidechat_store::Backend::Sqlite => "DROP TABLE messages",
+        };
+        self._db.execute_sql(sql).await.expect("drop table");
     }
 
     /// A second organization on the same server.

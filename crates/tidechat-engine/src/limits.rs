@@ -1,0 +1,225 @@
+//! Limits, quotas and usage. Request rates and concurrent streams are
+//! enforced by the transport with `tidechat-limits`; this module says what
+//! the limits are, refuses turns when a monthly quota is spent, and reports
+//! usage from the stored messages.
+
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use tidechat_domain::{ApiKeyId, Limits, OrgId};
+use tidechat_store::{UsageGroup, UsageRow};
+
+use crate::auth::Principal;
+use crate::{Engine, EngineError};
+
+/// The limits that apply to one caller, defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EffectiveLimits {
+    pub org_requests_per_minute: u32,
+    /// Set only when the key has its own rate.
+    pub key_requests_per_minute: Option<u32>,
+    pub max_concurrent_streams: u32,
+}
+
+/// A usage report.
+#[derive(Debug, Clone)]
+pub struct UsageReport {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub rows: Vec<UsageRow>,
+}
+
+fn positive(field: &'static str, value: Option<i64>) -> Result<(), EngineError> {
+    match value {
+        Some(v) if v < 0 => Err(EngineError::validation(
+            field,
+            "must be 0 or more (or null for no limit)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn clamp_u32(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+/// The first instant of the calendar month (UTC) containing `now`, and of the next one.
+pub fn month_bounds(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let start = Utc
+        .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+        .single()
+        .unwrap_or(now);
+    let (y, m) = if now.month() == 12 {
+        (now.year() + 1, 1)
+    } else {
+        (now.year(), now.month() + 1)
+    };
+    let next = Utc
+        .with_ymd_and_hms(y, m, 1, 0, 0, 0)
+        .single()
+        .unwrap_or(now);
+    (start, next)
+}
+
+impl Engine {
+    /// The request-rate and stream limits of a caller.
+    pub async fn effective_limits(&self, who: &Principal) -> Result<EffectiveLimits, EngineError> {
+        let store = &self.inner.store;
+        let org = store.get_limits(&who.org_id, None).await?;
+        let key = match &who.billing_key {
+            Some(k) => store.get_limits(&who.org_id, Some(k)).await?,
+            None => Limits::default(),
+        };
+        let config = &self.inner.config;
+        Ok(EffectiveLimits {
+            org_requests_per_minute: org
+                .requests_per_minute
+                .map(clamp_u32)
+                .unwrap_or(config.default_requests_per_minute),
+            key_requests_per_minute: key.requests_per_minute.map(clamp_u32),
+            max_concurrent_streams: org
+                .max_concurrent_streams
+                .map(clamp_u32)
+                .unwrap_or(config.default_max_concurrent_streams),
+        })
+    }
+
+    /// Refuses a new turn when a monthly quota of the organization or of the
+    /// billed key is already spent. A reply that crosses a quota while it
+    /// streams is finished and counted; the next turn is refused.
+    pub async fn check_quota(&self, who: &Principal) -> Result<(), EngineError> {
+        let store = &self.inner.store;
+        let now = Utc::now();
+        let (month, next_month) = month_bounds(now);
+        let retry_after_secs = u64::try_from((next_month - now).num_seconds().max(1)).unwrap_or(1);
+        let mut scopes: Vec<(Option<&ApiKeyId>, &str)> = vec![(None, "organization")];
+        if let Some(key) = &who.billing_key {
+            scopes.push((Some(key), "API key"));
+        }
+        for (key, what) in scopes {
+            let limits = store.get_limits(&who.org_id, key).await?;
+            if limits.monthly_tokens.is_none() && limits.monthly_cost_usd_micros.is_none() {
+                continue;
+            }
+            let (tokens, cost) = store.usage_since(&who.org_id, key, month).await?;
+            if let Some(quota) = limits.monthly_tokens.filter(|q| tokens >= *q) {
+                return Err(EngineError::QuotaExceeded {
+                    message: format!("the {what}'s monthly token quota ({quota} tokens) is spent"),
+                    retry_after_secs,
+                });
+            }
+            if let Some(quota) = limits.monthly_cost_usd_micros.filter(|q| cost >= *q) {
+                return Err(EngineError::QuotaExceeded {
+                    message: format!(
+                        "the {what}'s monthly cost quota (${:.2}) is spent",
+                        quota as f64 / 1_000_000.0
+                    ),
+                    retry_after_secs,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn limits_key(&self, key: Option<&str>) -> Result<Option<ApiKeyId>, EngineError> {
+        key.map(|k| ApiKeyId::parse(k).map_err(|_| EngineError::NotFound("api key")))
+            .transpose()
+    }
+
+    /// The limits set on the organization, or on one of its keys.
+    pub async fn get_limits(
+        &self,
+        who: &Principal,
+        key: Option<&str>,
+    ) -> Result<Limits, EngineError> {
+        who.require_admin()?;
+        let key = self.limits_key(key)?;
+        if let Some(k) = &key {
+            self.inner
+                .store
+                .get_api_key(&who.org_id, k)
+                .await?
+                .ok_or(EngineError::NotFound("api key"))?;
+        }
+        Ok(self
+            .inner
+            .store
+            .get_limits(&who.org_id, key.as_ref())
+            .await?)
+    }
+
+    /// Replaces the limits of the organization or of one of its keys.
+    pub async fn set_limits(
+        &self,
+        who: &Principal,
+        key: Option<&str>,
+        limits: Limits,
+    ) -> Result<Limits, EngineError> {
+        who.require_admin()?;
+        let key = self.limits_key(key)?;
+        if key.is_some() && limits.max_concurrent_streams.is_some() {
+            return Err(EngineError::validation(
+                "maxConcurrentStreams",
+                "is an organization limit; set it without a key",
+            ));
+        }
+        self.set_limits_for(&who.org_id, key.as_ref(), limits).await
+    }
+
+    /// Operator path (CLI): replaces an organization's or key's limits.
+    pub async fn set_limits_for(
+        &self,
+        org: &OrgId,
+        key: Option<&ApiKeyId>,
+        limits: Limits,
+    ) -> Result<Limits, EngineError> {
+        positive("requestsPerMinute", limits.requests_per_minute)?;
+        positive("maxConcurrentStreams", limits.max_concurrent_streams)?;
+        positive("monthlyTokens", limits.monthly_tokens)?;
+        positive("monthlyCostUsdMicros", limits.monthly_cost_usd_micros)?;
+        if !self
+            .inner
+            .store
+            .set_limits(org, key, &limits, Utc::now())
+            .await?
+        {
+            return Err(EngineError::NotFound("api key"));
+        }
+        Ok(limits)
+    }
+
+    /// The organization's current limits, for the CLI.
+    pub async fn org_limits(&self, org: &OrgId) -> Result<Limits, EngineError> {
+        Ok(self.inner.store.get_limits(org, None).await?)
+    }
+
+    /// Usage from the stored replies in `[from, to)` (default: this month).
+    pub async fn usage(
+        &self,
+        who: &Principal,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        group: UsageGroup,
+    ) -> Result<UsageReport, EngineError> {
+        who.require_admin()?;
+        let (month, next_month) = month_bounds(Utc::now());
+        let from = from.unwrap_or(month);
+        let to = to.unwrap_or(next_month);
+        if to <= from {
+            return Err(EngineError::validation("to", "must be after `from`"));
+        }
+        let rows = self.inner.store.usage(&who.org_id, from, to, group).await?;
+        Ok(UsageReport { from, to, rows })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn month_bounds_cover_december() {
+        let (s, n) = month_bounds(Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 59).unwrap());
+        assert_eq!(s, Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
+        assert_eq!(n, Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap());
+    }
+}
