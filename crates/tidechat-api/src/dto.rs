@@ -522,3 +522,32 @@ pub struct Health {
     #[schema(example = "ok")]
     pub status: String,
 }
+
+/// One moderation finding.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModerationRecordDto {
+    /// `input` (the user's text) or `output` (the reply).
+    pub stage: String,
+    /// `violence`, `self_harm`, `sexual_minors`, `hate`, `harassment`, `prompt_injection`,
+    /// `guardrail`, `pii.email`, `pii.phone`, `pii.card`, `pii.iban`, `drift`, `classifier.<name>`, ...
+    pub category: String,
+    /// What matched: the phrase, pattern, guardrail or score.
+    pub rule: String,
+    /// `block`, `redact`, `flag` or `note`.
+    pub action: String,
+    /// The matched text, shortened; personal data masked.
+    pub excerpt: String,
+}
+
+/// A message's moderation: verdict, findings and (for replaced replies) the original text.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageModerationDto {
+    pub message_id: String,
+    pub moderation_verdict: String,
+    pub drift_score: f64,
+    /// What the model wrote before moderation replaced it; null otherwise.
+    pub original_content: Option<String>,
+    pub records: Vec<ModerationRecordDto>,
+}

@@ -14,7 +14,7 @@ use crate::routes::{faq_chat, faqs, keys, personas, sessions, system};
     info(title = "tidechat API", description = "tidechat"),
     paths(
         sessions::create_session, sessions::list_sessions, sessions::get_session, sessions::end_session,
-        sessions::archive_session, sessions::create_token, sessions::send_message, sessions::list_messages,
+        sessions::archive_session, sessions::create_token, sessions::send_message, sessions::list_messages, sessions::message_moderation,
         personas::create_persona, personas::list_personas, personas::get_persona, personas::update_persona,
         personas::delete_persona,
         faqs::create_faq, faqs::import_faqs, faqs::list_faqs, faqs::get_faq, faqs::update_faq, faqs::delete_faq,

@@ -284,4 +284,27 @@ impl Engine {
         )?;
         Ok(SessionToken { token, expires_at })
     }
+
+    /// A message's moderation record: its findings and, when moderation
+    /// replaced it, the original text. API keys only.
+    pub async fn message_moderation(
+        &self,
+        who: &Principal,
+        session: &str,
+        message: &str,
+    ) -> Result<(Message, Vec<tidechat_domain::ModerationRecord>), EngineError> {
+        who.require_api_key()?;
+        let session = self.get_session(who, session).await?;
+        let id = tidechat_domain::MessageId::parse(message)
+            .map_err(|_| EngineError::NotFound("message"))?;
+        match self
+            .inner
+            .store
+            .moderation_records(&who.org_id, &id)
+            .await?
+        {
+            Some((m, records)) if m.session_id == session.id => Ok((m, records)),
+            _ => Err(EngineError::NotFound("message")),
+        }
+    }
 }

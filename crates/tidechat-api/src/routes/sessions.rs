@@ -310,6 +310,49 @@ pub async fn list_messages(
     }))
 }
 
+/// A message's moderation record (API keys only, never session tokens).
+#[utoipa::path(
+    get, path = "/v1/chat/sessions/{id}/messages/{messageId}/moderation", tag = "chat",
+    operation_id = "getMessageModeration",
+    params(
+        ("id" = String, Path, description = "Chat session id (`chs_*`)"),
+        ("messageId" = String, Path, description = "Message id (`msg_*`)"),
+    ),
+    responses(
+        (status = 200, description = "Findings and audit text", body = MessageModerationDto),
+        (status = 401, description = "Unauthenticated", body = ErrorBody),
+        (status = 403, description = "Session tokens may not read moderation records", body = ErrorBody),
+        (status = 404, description = "No such message in this session", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn message_moderation(
+    state: web::Data<AppState>,
+    Auth(who): Auth,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse> {
+    let (session, message) = path.into_inner();
+    let (m, records) = state
+        .run(move |e| async move { e.message_moderation(&who, &session, &message).await })
+        .await?;
+    Ok(HttpResponse::Ok().json(MessageModerationDto {
+        message_id: m.id.into_string(),
+        moderation_verdict: m.moderation_verdict,
+        drift_score: m.drift_score,
+        original_content: m.original_content,
+        records: records
+            .into_iter()
+            .map(|r| ModerationRecordDto {
+                stage: r.stage,
+                category: r.category,
+                rule: r.rule,
+                action: r.action,
+                excerpt: r.excerpt,
+            })
+            .collect(),
+    }))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/chat/sessions")
@@ -324,5 +367,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/v1/chat/sessions/{id}/messages")
             .route(web::post().to(send_message))
             .route(web::get().to(list_messages)),
+    )
+    .service(
+        web::resource("/v1/chat/sessions/{id}/messages/{messageId}/moderation")
+            .route(web::get().to(message_moderation)),
     );
 }

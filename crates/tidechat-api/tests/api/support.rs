@@ -37,7 +37,8 @@ pub struct TestApp {
     _db: TestDb,
 }
 
-/// Streams `words` words, one every `pause`; records when it is dropped.
+/// Streams `words` one-word sentences (`word0. word1. …`), one every
+/// `pause`, so moderation releases each at once; records when it is dropped.
 struct SlowModel {
     words: usize,
     pause: Duration,
@@ -73,13 +74,51 @@ impl ChatModel for SlowModel {
                 tokio::time::sleep(pause).await;
                 counter.fetch_add(1, Ordering::SeqCst);
                 Some((
-                    Ok(ModelEvent::Delta(format!("word{i} "))),
+                    Ok(ModelEvent::Delta(format!("word{i}. "))),
                     (i + 1, flag, counter),
                 ))
             },
         )
         .boxed()
     }
+}
+
+/// Replies with the user's last message reversed, a word per delta, then
+/// exact usage — so a test can make the *model* say something its input
+/// did not (moderation of output).
+struct Reverse;
+impl ChatModel for Reverse {
+    fn stream(&self, request: ModelRequest) -> BoxStream<'static, Result<ModelEvent, LlmError>> {
+        let last = request
+            .messages
+            .last()
+            .map(|m| m.content.clone())
+            .unwrap_or_default();
+        let reversed: String = last.chars().rev().collect();
+        let mut events: Vec<Result<ModelEvent, LlmError>> = reversed
+            .split_inclusive(' ')
+            .map(|w| Ok(ModelEvent::Delta(w.to_owned())))
+            .collect();
+        events.push(Ok(ModelEvent::Usage(Usage {
+            input_tokens: 7,
+            output_tokens: 11,
+            estimated: false,
+        })));
+        events.push(Ok(ModelEvent::Done {
+            finish_reason: "stop".into(),
+        }));
+        stream::iter(events).boxed()
+    }
+}
+
+/// One moderator for every test (building it takes a moment).
+fn moderator() -> Arc<dyn tidechat_guard::Guard> {
+    static MODERATOR: std::sync::OnceLock<tidechat_guard::Moderator> = std::sync::OnceLock::new();
+    Arc::new(
+        MODERATOR
+            .get_or_init(tidechat_guard::Moderator::new)
+            .clone(),
+    )
 }
 
 /// Replies with the messages it was given, one `role:content` per line.
@@ -162,10 +201,11 @@ impl TestApp {
             }),
         ));
         models.insert(entry("echo-context", Arc::new(EchoContext)));
+        models.insert(entry("reverse", Arc::new(Reverse)));
         let engine = Engine::new(
             db.store.clone(),
             models,
-            Arc::new(tidechat_guard::PassThrough),
+            moderator(),
             EngineConfig::default(),
         )
         .await
@@ -222,7 +262,7 @@ impl TestApp {
         let engine = Engine::new(
             store,
             ModelRegistry::builtin(),
-            Arc::new(tidechat_guard::PassThrough),
+            moderator(),
             EngineConfig::default(),
         )
         .await

@@ -3,14 +3,8 @@
 //! `TIDECHAT_TEST_POSTGRES_URL` is set (each test in its own database).
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
-use std::time::Duration;
-
-use futures_util::StreamExt;
-use serde_json::{json, Value};
-use support::{sse_data, sse_events, TestApp};
-
+/// Generates `sqlite::name` and `postgres::name` tests that run
+/// `async fn name(app: TestApp)` (in the invoking module) on each backend.
 macro_rules! backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -34,6 +28,16 @@ macro_rules! backends {
         }
     };
 }
+
+mod llm;
+mod moderation;
+mod support;
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use support::{sse_data, sse_events, TestApp};
 
 backends!(
     conversation_round_trip,
@@ -223,7 +227,8 @@ async fn streaming_sends_deltas_then_persisted_messages(app: TestApp) {
         .starts_with("text/event-stream"));
     let events = sse_events(&res.text().await.unwrap());
     let deltas: Vec<&(String, Value)> = events.iter().filter(|(e, _)| e == "delta").collect();
-    assert!(deltas.len() > 1, "expected several deltas: {events:?}");
+    // Text is released a sentence (moderation window) at a time.
+    assert!(!deltas.is_empty(), "expected deltas: {events:?}");
     let text: String = deltas
         .iter()
         .map(|(_, d)| d["text"].as_str().unwrap())
@@ -877,9 +882,9 @@ async fn client_disconnect_stores_partial_reply(app: TestApp) {
     let assistant = app.wait_for_reply(&id).await;
     assert_eq!(assistant["status"], "partial");
     let content = assistant["content"].as_str().unwrap();
-    assert!(content.starts_with("word0 "), "{content}");
+    assert!(content.starts_with("word0. "), "{content}");
     assert!(
-        !content.contains(&format!("word{} ", support::SLOW_WORDS - 1)),
+        !content.contains(&format!("word{}. ", support::SLOW_WORDS - 1)),
         "generation stopped early: {content}"
     );
     assert!(

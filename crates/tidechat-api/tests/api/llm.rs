@@ -1,0 +1,1 @@
+//! Real LLM providers through the public API, against the mock upstream.

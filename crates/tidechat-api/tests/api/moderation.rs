@@ -1,0 +1,1 @@
+//! Moderation and drift through the public API.
