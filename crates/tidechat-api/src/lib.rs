@@ -73,6 +73,7 @@ pub fn configure(
         routes::keys::configure(cfg);
         routes::system::configure(cfg);
         routes::faq_chat::configure(cfg);
+        routes::tools::configure(cfg);
         cfg.route(
             "/docs",
             web::get().to(|| async {

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto::*;
 use crate::error::{error_table_markdown, ErrorBody, ErrorDetail};
-use crate::routes::{faq_chat, faqs, keys, personas, sessions, system};
+use crate::routes::{faq_chat, faqs, keys, personas, sessions, system, tools};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,14 +21,16 @@ use crate::routes::{faq_chat, faqs, keys, personas, sessions, system};
         keys::create_key, keys::list_keys, keys::revoke_key,
         system::healthz, system::readyz, system::openapi,
         faq_chat::chat, faq_chat::config, faq_chat::history,
+        tools::create_tool, tools::list_tools, tools::get_tool, tools::update_tool, tools::delete_tool,
     ),
-    components(schemas(ErrorBody, ErrorDetail, DeltaEvent)),
+    components(schemas(ErrorBody, ErrorDetail, DeltaEvent, ReplaceEvent)),
     modifiers(&Customize),
     tags(
         (name = "chat", description = "Chat sessions and messages"),
         (name = "personas", description = "How the assistant behaves"),
         (name = "faqs", description = "The FAQ the built-in model answers from"),
         (name = "api-keys", description = "Credentials"),
+        (name = "tools", description = "HTTP tools the models may call"),
         (name = "system", description = "Health and this document"),
         (name = "faq-chat", description = "The FAQ chat surface: FAQ-grounded answers over SSE (its own error shape: `{\"error\": code}`)"),
     )
@@ -47,7 +49,9 @@ Lists use keyset pagination: pass `nextCursor` back as `cursor` while `hasMore`
 is true. Timestamps are RFC 3339 in UTC.
 
 `POST /v1/chat/sessions/{id}/messages` with `\"stream\": true` answers with
-server-sent events: `delta` (`{\"text\"}`), then `done` (`{userMessage,
+server-sent events: `delta` (`{\"text\"}`; released a moderation window at a
+time), `replace` (`{\"text\",\"moderationVerdict\":\"blocked\"}`: moderation stopped
+the reply, show this fallback instead), then `done` (`{userMessage,
 assistantMessage, session}`) or `error` (`{\"error\":{code,message}}` plus the
 stored messages when a partial reply was kept).
 

@@ -4,3 +4,4 @@ pub mod keys;
 pub mod personas;
 pub mod sessions;
 pub mod system;
+pub mod tools;

@@ -181,8 +181,8 @@ impl TestApp {
         Some(Self::start(tidechat_store::testing::postgres().await?).await)
     }
 
-    async fn start(db: TestDb) -> Self {
-        let slow_dropped = Arc::new(AtomicBool::new(false));
+    /// The test models every app has (besides the built-in `faq`).
+    fn test_models(slow_dropped: &Arc<AtomicBool>) -> ModelRegistry {
         let mut models = ModelRegistry::builtin();
         models.insert(entry(
             "slow",
@@ -202,6 +202,12 @@ impl TestApp {
         ));
         models.insert(entry("echo-context", Arc::new(EchoContext)));
         models.insert(entry("reverse", Arc::new(Reverse)));
+        models
+    }
+
+    async fn start(db: TestDb) -> Self {
+        let slow_dropped = Arc::new(AtomicBool::new(false));
+        let models = Self::test_models(&slow_dropped);
         let engine = Engine::new(
             db.store.clone(),
             models,
@@ -251,6 +257,34 @@ impl TestApp {
             slow_dropped,
             _db: db,
         }
+    }
+
+    /// Restarts the server on the same database (same organization and key)
+    /// with more models and/or another engine configuration.
+    pub async fn reconfigure(
+        mut self,
+        change: impl FnOnce(&mut ModelRegistry, &mut EngineConfig),
+    ) -> Self {
+        self.server.stop(true).await;
+        let mut models = Self::test_models(&self.slow_dropped);
+        let mut config = EngineConfig::default();
+        change(&mut models, &mut config);
+        let engine = Engine::new(self._db.store.clone(), models, moderator(), config)
+            .await
+            .expect("engine");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        self.base = format!("http://{}", listener.local_addr().expect("addr"));
+        let options = tidechat_api::ServerOptions {
+            workers: 2,
+            shutdown_grace: Duration::from_secs(20),
+            keep_alive: Duration::from_secs(1),
+            ..Default::default()
+        };
+        let server = tidechat_api::server(engine.clone(), listener, options).expect("server");
+        self.server = server.handle();
+        tokio::spawn(server);
+        self.engine = engine;
+        self
     }
 
     /// Another tidechat process on the same database: its own store, engine
