@@ -12,7 +12,7 @@ test:
 
 # Run every test on SQLite and PostgreSQL.
 test-pg:
-    TIDECHAT_TEST_POSTGRES_URL={{pg_url}} cargo test --workspace
+    TIDECHAT_TEST_POSTGRES_URL={{pg_url}} TIDECHAT_TEST_REDIS_URL=redis://127.0.0.1:6379 cargo test --workspace
 
 # Format the code.
 fmt:

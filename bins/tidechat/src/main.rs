@@ -124,6 +124,12 @@ struct ServeArgs {
     /// Seconds in-flight replies may take to finish on shutdown.
     #[arg(long, env = "TIDECHAT_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     shutdown_grace_secs: u64,
+    /// Share rate and stream limits between processes through this Redis.
+    #[arg(long, env = "TIDECHAT_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// When Redis is unreachable: allow requests (true, with a warning) or refuse them (false).
+    #[arg(long, env = "TIDECHAT_RATE_LIMIT_FAIL_OPEN", default_value_t = true, action = clap::ArgAction::Set)]
+    rate_limit_fail_open: bool,
     /// Do not create the demo organization on an empty database.
     #[arg(long, env = "TIDECHAT_NO_DEMO")]
     no_demo: bool,
@@ -161,6 +167,26 @@ enum OrgCommand {
         /// Print one JSON object (`orgId`, `workspaceId`, `personaId`, `apiKey`).
         #[arg(long)]
         json: bool,
+    },
+    /// Show or change an organization's limits and monthly quotas (only the
+    /// options given change; `--clear` unsets everything first). Prints the
+    /// resulting limits as JSON.
+    Limits {
+        org: String,
+        /// Requests per minute.
+        #[arg(long)]
+        rpm: Option<i64>,
+        /// Open streams and WebSocket connections.
+        #[arg(long)]
+        max_streams: Option<i64>,
+        /// Input + output tokens per calendar month (UTC).
+        #[arg(long)]
+        monthly_tokens: Option<i64>,
+        /// Cost per calendar month, in US dollars (e.g. 25.50).
+        #[arg(long)]
+        monthly_cost_usd: Option<f64>,
+        #[arg(long)]
+        clear: bool,
     },
 }
 
@@ -276,6 +302,49 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
+        Some(Command::Org {
+            command:
+                OrgCommand::Limits {
+                    org,
+                    rpm,
+                    max_streams,
+                    monthly_tokens,
+                    monthly_cost_usd,
+                    clear,
+                },
+        }) => {
+            let engine = engine(open_store(&cli.db).await?, &cli.db, None).await?;
+            let (org_id, _) = engine.org_workspace(&org).await?;
+            let mut limits = if clear {
+                Default::default()
+            } else {
+                engine.org_limits(&org_id).await?
+            };
+            if rpm.is_some() {
+                limits.requests_per_minute = rpm;
+            }
+            if max_streams.is_some() {
+                limits.max_concurrent_streams = max_streams;
+            }
+            if monthly_tokens.is_some() {
+                limits.monthly_tokens = monthly_tokens;
+            }
+            if let Some(usd) = monthly_cost_usd {
+                if !usd.is_finite() || usd < 0.0 {
+                    bail!("--monthly-cost-usd must be 0 or more");
+                }
+                limits.monthly_cost_usd_micros = Some((usd * 1_000_000.0).round() as i64);
+            }
+            let limits = engine.set_limits_for(&org_id, None, limits).await?;
+            println!(
+                "{}",
+                json!({"orgId": org_id.as_str(), "requestsPerMinute": limits.requests_per_minute,
+                       "maxConcurrentStreams": limits.max_concurrent_streams,
+                       "monthlyTokens": limits.monthly_tokens,
+                       "monthlyCostUsdMicros": limits.monthly_cost_usd_micros})
+            );
+            Ok(())
+        }
         Some(Command::Key {
             command:
                 KeyCommand::Create {
@@ -335,14 +404,28 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
         bail!("TIDECHAT_WORKERS must be at least 1");
     }
     let grace = Duration::from_secs(args.shutdown_grace_secs);
+    let limiter = match &args.redis_url {
+        Some(url) => {
+            let mut config = tidechat_limits::RedisConfig::new(url.clone());
+            config.fail_open = args.rate_limit_fail_open;
+            tidechat_limits::Limiter::new(tidechat_limits::Backend::Redis(config))
+                .await
+                .context("TIDECHAT_REDIS_URL")?
+        }
+        None => tidechat_limits::Limiter::new(tidechat_limits::Backend::InProcess).await?,
+    };
+    tracing::info!(backend = limiter.backend_name(), "rate limits");
     let options = tidechat_api::ServerOptions {
+        limiter: Some(limiter),
         body_limit: args.body_limit_bytes,
         workers: args.workers,
         shutdown_grace: grace,
         ..Default::default()
     };
     tracing::info!(%address, database = %db.database_url.split('@').next_back().unwrap_or_default(), "tidechat listening");
-    tidechat_api::server(engine.clone(), listener, options)?.await?;
+    tidechat_api::server(engine.clone(), listener, options)
+        .await?
+        .await?;
     tracing::info!("HTTP server stopped; waiting for replies in progress");
     engine.shutdown(grace).await;
     tracing::info!("bye");

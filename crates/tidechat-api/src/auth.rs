@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::http::header::{HeaderMap, AUTHORIZATION};
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use tidechat_engine::{EngineError, Principal};
 
 use crate::error::ApiError;
@@ -36,6 +36,7 @@ impl FromRequest for Auth {
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let request = req.clone();
         let credential = credential(req.headers());
         Box::pin(async move {
             let state = state
@@ -45,11 +46,12 @@ impl FromRequest for Auth {
                     "send `Authorization: Bearer <API key or session token>`",
                 ))
             })?;
-            Ok(Auth(
-                state
-                    .run(move |e| async move { e.authenticate(&credential).await })
-                    .await?,
-            ))
+            let who = state
+                .run(move |e| async move { e.authenticate(&credential).await })
+                .await?;
+            let decision = state.check_rate(&who).await?;
+            request.extensions_mut().insert(decision);
+            Ok(Auth(who))
         })
     }
 }

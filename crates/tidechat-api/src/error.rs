@@ -53,6 +53,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for a `Retry-After` header (429, 503).
     pub retry_after: Option<u64>,
+    /// The rate decision, for `RateLimit-*` headers on a 429.
+    pub rate: Option<tidechat_limits::RateDecision>,
 }
 
 impl ApiError {
@@ -62,6 +64,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            rate: None,
         }
     }
 
@@ -102,6 +105,11 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status);
         if let Some(secs) = self.retry_after {
             response.insert_header(("Retry-After", secs.to_string()));
+        }
+        if let Some(rate) = &self.rate {
+            for (name, value) in crate::rate_headers(rate) {
+                response.insert_header((name, value));
+            }
         }
         response.json(self.body())
     }

@@ -30,8 +30,10 @@ pub use crate::state::AppState;
 /// Largest accepted request body (FAQ imports are the big ones).
 pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerOptions {
+    /// Request-rate and stream limits; in process when `None`.
+    pub limiter: Option<tidechat_limits::Limiter>,
     pub body_limit: usize,
     pub workers: usize,
     /// How long in-flight HTTP requests (e.g. streaming replies) may take to
@@ -43,6 +45,7 @@ pub struct ServerOptions {
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {
+            limiter: None,
             body_limit: DEFAULT_BODY_LIMIT,
             workers: 2,
             shutdown_grace: Duration::from_secs(30),
@@ -74,6 +77,7 @@ pub fn configure(
         routes::system::configure(cfg);
         routes::faq_chat::configure(cfg);
         routes::tools::configure(cfg);
+        routes::limits::configure(cfg);
         cfg.route(
             "/docs",
             web::get().to(|| async {
@@ -88,7 +92,7 @@ pub fn configure(
 
 /// Builds the HTTP server on `listener`. Await the returned [`Server`] to run
 /// it; it stops on SIGTERM/SIGINT after letting requests finish.
-pub fn server(
+pub async fn server(
     engine: Engine,
     listener: TcpListener,
     options: ServerOptions,
@@ -99,10 +103,17 @@ pub fn server(
             "tidechat must be started inside a Tokio runtime: {e}"
         ))
     })?;
+    let limiter = match options.limiter {
+        Some(limiter) => limiter,
+        None => tidechat_limits::Limiter::new(tidechat_limits::Backend::InProcess)
+            .await
+            .map_err(|e| std::io::Error::other(format!("rate limiter: {e}")))?,
+    };
     let state = web::Data::new(AppState {
         engine,
         keep_alive: options.keep_alive,
         runtime,
+        limiter,
     });
     let body_limit = options.body_limit;
     let server = HttpServer::new(move || {
@@ -155,6 +166,19 @@ async fn request_id(
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
+    let decision = res
+        .request()
+        .extensions()
+        .get::<tidechat_limits::RateDecision>()
+        .cloned();
+    if let Some(decision) = decision {
+        for (name, value) in rate_headers(&decision) {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                res.headers_mut()
+                    .insert(HeaderName::from_static(name), value);
+            }
+        }
+    }
     Ok(res)
 }
 
@@ -193,4 +217,21 @@ async fn error_envelope(
     };
     let error = ApiError::new(status, code, message);
     Ok(res.into_response(HttpResponse::build(status).json(error.body())))
+}
+
+/// `RateLimit-*` headers (IETF draft spellings and the `X-RateLimit-*` ones
+/// SDKs expect) for a rate decision: the limit per minute, the requests left
+/// right now, and the seconds until the bucket is full again.
+pub fn rate_headers(decision: &tidechat_limits::RateDecision) -> [(&'static str, String); 6] {
+    let limit = decision.limit.to_string();
+    let remaining = decision.remaining.to_string();
+    let reset = decision.reset_after_secs().to_string();
+    [
+        ("ratelimit-limit", limit.clone()),
+        ("ratelimit-remaining", remaining.clone()),
+        ("ratelimit-reset", reset.clone()),
+        ("x-ratelimit-limit", limit),
+        ("x-ratelimit-remaining", remaining),
+        ("x-ratelimit-reset", reset),
+    ]
 }

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto::*;
 use crate::error::{error_table_markdown, ErrorBody, ErrorDetail};
-use crate::routes::{faq_chat, faqs, keys, personas, sessions, system, tools};
+use crate::routes::{faq_chat, faqs, keys, limits, personas, sessions, system, tools};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,7 @@ use crate::routes::{faq_chat, faqs, keys, personas, sessions, system, tools};
         keys::create_key, keys::list_keys, keys::revoke_key,
         system::healthz, system::readyz, system::openapi,
         faq_chat::chat, faq_chat::config, faq_chat::history,
+        limits::get_limits, limits::set_limits, limits::get_key_limits, limits::set_key_limits, limits::usage,
         tools::create_tool, tools::list_tools, tools::get_tool, tools::update_tool, tools::delete_tool,
     ),
     components(schemas(ErrorBody, ErrorDetail, DeltaEvent, ReplaceEvent)),
@@ -31,6 +32,7 @@ use crate::routes::{faq_chat, faqs, keys, personas, sessions, system, tools};
         (name = "faqs", description = "The FAQ the built-in model answers from"),
         (name = "api-keys", description = "Credentials"),
         (name = "tools", description = "HTTP tools the models may call"),
+        (name = "limits", description = "Rate limits, quotas and usage"),
         (name = "system", description = "Health and this document"),
         (name = "faq-chat", description = "The FAQ chat surface: FAQ-grounded answers over SSE (its own error shape: `{\"error\": code}`)"),
     )
@@ -55,12 +57,84 @@ the reply, show this fallback instead), then `done` (`{userMessage,
 assistantMessage, session}`) or `error` (`{\"error\":{code,message}}` plus the
 stored messages when a partial reply was kept).
 
+Every authenticated response carries `RateLimit-Limit`, `RateLimit-Remaining`
+and `RateLimit-Reset` (requests per minute, left now, seconds until the bucket is
+full), also spelled `X-RateLimit-*`; a 429 adds `Retry-After` (seconds).
+
 Errors are `{\"error\":{\"code\",\"message\"}}` with these codes:
 
 ";
 
+/// Adds the rate-limit headers to every response of every authenticated
+/// operation, a 429 where it was not listed, and `Retry-After` on 429s.
+fn document_rate_limits(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::{Object, RefOr, Response, Type};
+    let header = |description: &str| {
+        HeaderBuilder::new()
+            .schema(Object::with_type(Type::Integer))
+            .description(Some(description))
+            .build()
+    };
+    let rate_headers = [
+        (
+            "RateLimit-Limit",
+            "Requests allowed per minute (the tightest of the key's and the organization's).",
+        ),
+        ("RateLimit-Remaining", "Requests left right now."),
+        (
+            "RateLimit-Reset",
+            "Seconds until the allowance is full again.",
+        ),
+        ("X-RateLimit-Limit", "Same as RateLimit-Limit."),
+        ("X-RateLimit-Remaining", "Same as RateLimit-Remaining."),
+        ("X-RateLimit-Reset", "Same as RateLimit-Reset."),
+    ];
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        if matches!(path.as_str(), "/healthz" | "/readyz" | "/openapi.json") {
+            continue;
+        }
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let responses = &mut operation.responses.responses;
+            responses.entry("429".to_owned()).or_insert_with(|| {
+                RefOr::T(Response::new(
+                    "Rate limit / quota exceeded (`rate_limited`, `quota_exceeded`)",
+                ))
+            });
+            for (status, response) in responses.iter_mut() {
+                // Unauthenticated requests are refused before any limit is counted.
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                if status == "401" {
+                    continue;
+                }
+                for (name, description) in rate_headers {
+                    response
+                        .headers
+                        .insert(name.to_owned(), header(description));
+                }
+                if status == "429" {
+                    response.headers.insert(
+                        "Retry-After".to_owned(),
+                        header("Seconds to wait before retrying."),
+                    );
+                }
+            }
+        }
+    }
+}
+
 impl Modify for Customize {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        document_rate_limits(openapi);
         openapi.info.description = Some(format!("{DESCRIPTION}{}", error_table_markdown()));
         openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
         let components = openapi.components.get_or_insert_with(Default::default);

@@ -21,6 +21,7 @@ use futures_util::Stream;
 use serde::Serialize;
 use serde_json::json;
 use tidechat_engine::{EngineError, Turn, TurnEvent, TurnOutcome};
+use tidechat_limits::Permit;
 
 use crate::dto::{DeltaEvent, MessageDto, ReplaceEvent, SendMessageResponse, SessionDto};
 use crate::error::ApiError;
@@ -45,24 +46,31 @@ pub fn turn_stream(
     turn: Turn,
     keep_alive: Duration,
     audit: bool,
+    slot: Permit,
 ) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
-    futures_util::stream::unfold(Some(turn), move |state| async move {
-        let mut turn = state?;
+    // The slot is released when the stream ends or is dropped.
+    futures_util::stream::unfold(Some((turn, slot)), move |state| async move {
+        let (mut turn, slot) = state?;
         let frame = loop {
             match tokio::time::timeout(keep_alive, turn.next()).await {
-                Err(_) => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), Some(turn))),
+                Err(_) => {
+                    return Some((
+                        Ok(Bytes::from_static(b": keep-alive\n\n")),
+                        Some((turn, slot)),
+                    ))
+                }
                 Ok(None) => return None,
                 // Retrieval details are not part of the /v1 stream.
                 Ok(Some(TurnEvent::Retrieval(_))) => continue,
                 Ok(Some(TurnEvent::Delta(text))) => {
-                    return Some((Ok(frame("delta", &DeltaEvent { text })), Some(turn)));
+                    return Some((Ok(frame("delta", &DeltaEvent { text })), Some((turn, slot))));
                 }
                 Ok(Some(TurnEvent::Replaced(text))) => {
                     let body = ReplaceEvent {
                         text,
                         moderation_verdict: "blocked".to_owned(),
                     };
-                    return Some((Ok(frame("replace", &body)), Some(turn)));
+                    return Some((Ok(frame("replace", &body)), Some((turn, slot))));
                 }
                 Ok(Some(TurnEvent::Completed(outcome))) => {
                     break frame("done", &outcome_body(*outcome, audit))

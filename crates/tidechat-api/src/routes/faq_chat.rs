@@ -4,7 +4,7 @@
 //! lines closed by `data: [DONE]`, and errors as `{"error": "<code>"}`.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use crate::auth::credential;
 use crate::dto::timestamp;
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Longest accepted `query`, after trimming.
@@ -29,6 +30,8 @@ const SUGGESTIONS: usize = 3;
 pub struct FaqChatError {
     status: StatusCode,
     body: Value,
+    retry_after: Option<u64>,
+    rate: Option<tidechat_limits::RateDecision>,
 }
 
 impl FaqChatError {
@@ -36,11 +39,22 @@ impl FaqChatError {
         Self {
             status,
             body: json!({ "error": code }),
+            retry_after: None,
+            rate: None,
         }
     }
 
     fn unauthorized() -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized")
+    }
+
+    /// A limit refusal from the shared checks, in this surface's shape.
+    fn from_api(e: ApiError) -> Self {
+        let mut out = Self::new(e.status, e.code);
+        out.body["message"] = json!(e.message);
+        out.retry_after = e.retry_after;
+        out.rate = e.rate;
+        out
     }
 }
 
@@ -56,7 +70,16 @@ impl ResponseError for FaqChatError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(&self.body)
+        let mut response = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            response.insert_header(("Retry-After", secs.to_string()));
+        }
+        if let Some(rate) = &self.rate {
+            for (name, value) in crate::rate_headers(rate) {
+                response.insert_header((name, value));
+            }
+        }
+        response.json(&self.body)
     }
 }
 
@@ -96,10 +119,15 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, 
         .await
         .map_err(|_| FaqChatError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error"))??;
     // Session tokens belong to the /v1 API; this surface takes API keys.
-    match principal.kind {
-        PrincipalKind::ApiKey(_) => Ok(principal),
-        PrincipalKind::SessionToken(_) => Err(FaqChatError::unauthorized()),
+    if let PrincipalKind::SessionToken(_) = principal.kind {
+        return Err(FaqChatError::unauthorized());
     }
+    let decision = state
+        .check_rate(&principal)
+        .await
+        .map_err(FaqChatError::from_api)?;
+    req.extensions_mut().insert(decision);
+    Ok(principal)
 }
 
 /// `POST /chat` body.

@@ -1,6 +1,7 @@
 pub mod faq_chat;
 pub mod faqs;
 pub mod keys;
+pub mod limits;
 pub mod personas;
 pub mod sessions;
 pub mod system;

@@ -254,15 +254,21 @@ pub async fn send_message(
         memory_digest: body.memory_digest,
         extra_guardrails: body.extra_guardrails,
     };
+    // A stream holds one of the organization's concurrent-stream slots.
+    let slot = if stream {
+        Some(state.stream_slot(&who).await?)
+    } else {
+        None
+    };
     let turn = state
         .run(move |e| async move { e.start_turn(&who, &id, request).await })
         .await?;
-    if stream {
+    if let Some(slot) = slot {
         return Ok(HttpResponse::Ok()
             .content_type("text/event-stream")
             .insert_header((header::CACHE_CONTROL, "no-cache"))
             .insert_header(("X-Accel-Buffering", "no"))
-            .streaming(turn_stream(turn, state.keep_alive, audit)));
+            .streaming(turn_stream(turn, state.keep_alive, audit, slot)));
     }
     let outcome = turn.finish().await?;
     Ok(HttpResponse::Ok().json(outcome_body(outcome, audit)))

@@ -29,6 +29,7 @@ macro_rules! backends {
     };
 }
 
+mod limits;
 mod llm;
 mod moderation;
 mod support;

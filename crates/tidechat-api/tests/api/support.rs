@@ -239,7 +239,9 @@ impl TestApp {
             keep_alive: Duration::from_secs(1),
             ..Default::default()
         };
-        let server = tidechat_api::server(engine.clone(), listener, options).expect("server");
+        let server = tidechat_api::server(engine.clone(), listener, options)
+            .await
+            .expect("server");
         let handle = server.handle();
         tokio::spawn(server);
         Self {
@@ -280,7 +282,9 @@ impl TestApp {
             keep_alive: Duration::from_secs(1),
             ..Default::default()
         };
-        let server = tidechat_api::server(engine.clone(), listener, options).expect("server");
+        let server = tidechat_api::server(engine.clone(), listener, options)
+            .await
+            .expect("server");
         self.server = server.handle();
         tokio::spawn(server);
         self.engine = engine;
@@ -290,6 +294,11 @@ impl TestApp {
     /// Another tidechat process on the same database: its own store, engine
     /// and HTTP server. Returns its base URL.
     pub async fn second_process(&self) -> String {
+        self.second_process_with(None).await
+    }
+
+    /// Like [`second_process`], sharing `limiter`'s backend when given.
+    pub async fn second_process_with(&self, limiter: Option<tidechat_limits::Limiter>) -> String {
         let store = tidechat_store::Store::connect(&self._db.url, 4)
             .await
             .expect("store");
@@ -303,10 +312,56 @@ impl TestApp {
         .expect("engine");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let server = tidechat_api::server(engine, listener, tidechat_api::ServerOptions::default())
+        let options = tidechat_api::ServerOptions {
+            limiter,
+            ..Default::default()
+        };
+        let server = tidechat_api::server(engine, listener, options)
+            .await
             .expect("server");
         tokio::spawn(server);
         base
+    }
+
+    /// Restarts this app's server (same engine) with `limiter`.
+    pub async fn use_limiter(mut self, limiter: tidechat_limits::Limiter) -> Self {
+        self.server.stop(true).await;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        self.base = format!("http://{}", listener.local_addr().expect("addr"));
+        let options = tidechat_api::ServerOptions {
+            limiter: Some(limiter),
+            ..Default::default()
+        };
+        let server = tidechat_api::server(self.engine.clone(), listener, options)
+            .await
+            .expect("server");
+        self.server = server.handle();
+        tokio::spawn(server);
+        self
+    }
+
+    /// The id of the organization's first API key (the one tests use).
+    pub async fn engine_key_id(&self) -> String {
+        let (_, keys) = self.get("/v1/api-keys").await;
+        let items = keys["items"].as_array().expect("keys");
+        items
+            .last()
+            .and_then(|k| k["keyId"].as_str())
+            .expect("key")
+            .to_owned()
+    }
+
+    /// Sets the organization's request rate directly (no request counted).
+    pub async fn set_org_rate(&self, per_minute: i64) {
+        let org = OrgId::parse(&self.org.org_id).expect("org");
+        let limits = tidechat_domain::Limits {
+            requests_per_minute: Some(per_minute),
+            ..Default::default()
+        };
+        self.engine
+            .set_limits_for(&org, None, limits)
+            .await
+            .expect("limits");
     }
 
     /// Breaks message storage on purpose (the table disappears).
