@@ -31,11 +31,13 @@ pub fn frame(event: &str, data: &impl Serialize) -> Bytes {
     Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
 }
 
-/// The persisted turn; `audit` adds moderation audit fields (API keys only).
-pub fn outcome_body(outcome: TurnOutcome, audit: bool) -> SendMessageResponse {
+/// The persisted turn. Never carries moderation audit text (what a replaced
+/// reply said): replies may be relayed to end users. API keys read it from
+/// the message listing or the moderation endpoint.
+pub fn outcome_body(outcome: TurnOutcome) -> SendMessageResponse {
     SendMessageResponse {
-        user_message: MessageDto::for_caller(outcome.user_message, audit),
-        assistant_message: MessageDto::for_caller(outcome.assistant_message, audit),
+        user_message: MessageDto::from(outcome.user_message),
+        assistant_message: MessageDto::from(outcome.assistant_message),
         session: SessionDto::from(outcome.session),
     }
 }
@@ -45,7 +47,6 @@ pub fn outcome_body(outcome: TurnOutcome, audit: bool) -> SendMessageResponse {
 pub fn turn_stream(
     turn: Turn,
     keep_alive: Duration,
-    audit: bool,
     slot: Permit,
 ) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
     // The slot is released when the stream ends or is dropped.
@@ -73,7 +74,7 @@ pub fn turn_stream(
                     return Some((Ok(frame("replace", &body)), Some((turn, slot))));
                 }
                 Ok(Some(TurnEvent::Completed(outcome))) => {
-                    break frame("done", &outcome_body(*outcome, audit))
+                    break frame("done", &outcome_body(*outcome))
                 }
                 Ok(Some(TurnEvent::Unrecorded)) => {
                     let error = EngineError::Internal("a /v1 turn was not recorded".to_owned());
@@ -83,7 +84,7 @@ pub fn turn_stream(
                     let mut body = json!(ApiError::from(error).body());
                     if let (Some(outcome), Some(map)) = (outcome, body.as_object_mut()) {
                         if let Ok(serde_json::Value::Object(extra)) =
-                            serde_json::to_value(outcome_body(*outcome, audit))
+                            serde_json::to_value(outcome_body(*outcome))
                         {
                             map.extend(extra);
                         }

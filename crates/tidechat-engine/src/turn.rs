@@ -479,7 +479,9 @@ impl Engine {
             first_token_ms: g.first_token_ms,
             original_content: original,
             moderation: records(&findings),
-            drift_alpha: (!canned).then_some(DEFAULT_DRIFT_ALPHA),
+            // Replies replaced by moderation or canned fallbacks say nothing
+            // about drift; only model replies feed the session's aggregate.
+            drift_alpha: (!canned && verdict != Verdict::Blocked).then_some(DEFAULT_DRIFT_ALPHA),
         };
         let stored = match recorder.user_message().await {
             Ok(user) => self
@@ -730,7 +732,9 @@ impl Recorder {
                 session_id: session.id.clone(),
                 org_id: session.org_id.clone(),
                 role: Role::User,
-                content: p.user_text.clone(),
+                // What the model saw (personal data redacted when the persona
+                // asks), so later turns' history never carries it either.
+                content: p.input.text.clone(),
                 input_tokens: to_i64(tokens::count(&p.user_text)),
                 output_tokens: 0,
                 tokens_estimated: false,
@@ -744,7 +748,7 @@ impl Recorder {
                 billed: false,
                 api_key_id: p.billing_key.clone(),
                 first_token_ms: None,
-                original_content: None,
+                original_content: (p.input.text != p.user_text).then(|| p.user_text.clone()),
                 moderation: records(&p.input.findings),
                 drift_alpha: None,
             };

@@ -243,7 +243,6 @@ pub async fn send_message(
     Json(body): Json<SendMessageRequest>,
 ) -> Result<HttpResponse> {
     let stream = body.stream;
-    let audit = who.is_api_key();
     let request = TurnRequest {
         user_text: body.user_text,
         model_id: body.model_id,
@@ -268,10 +267,10 @@ pub async fn send_message(
             .content_type("text/event-stream")
             .insert_header((header::CACHE_CONTROL, "no-cache"))
             .insert_header(("X-Accel-Buffering", "no"))
-            .streaming(turn_stream(turn, state.keep_alive, audit, slot)));
+            .streaming(turn_stream(turn, state.keep_alive, slot)));
     }
     let outcome = turn.finish().await?;
-    Ok(HttpResponse::Ok().json(outcome_body(outcome, audit)))
+    Ok(HttpResponse::Ok().json(outcome_body(outcome)))
 }
 
 /// Read a session's messages.
