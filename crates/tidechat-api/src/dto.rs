@@ -209,7 +209,8 @@ pub struct SendMessageRequest {
     pub temperature: Option<f64>,
     /// Positive; at most the model's limit.
     pub max_output_tokens: Option<i64>,
-    /// Tools the model may call. No tools are registered yet, so any name is `unknown_tool`.
+    /// Tools the model may call: `faq_search`, `end_session` or the organization's `/v1/tools`
+    /// names; anything else is `unknown_tool`.
     #[serde(default)]
     pub tool_names: Vec<String>,
     /// A summary of earlier conversation added to the instructions.
