@@ -1140,6 +1140,139 @@ impl Store {
         })?;
         Ok(deleted > 0)
     }
+
+    // ------------------------------------------------------------ chats REST + WebSocket
+
+    /// Deletes a session of the organization and (by cascade) its messages
+    /// and their moderation records. `Ok(false)` when it is not there.
+    pub async fn delete_session(&self, org: &OrgId, id: &SessionId) -> Result<bool, StoreError> {
+        let deleted = with_tx!(self, conn => {
+            Ok(diesel::delete(sessions::table)
+                .filter(sessions::id.eq(id.as_str()))
+                .filter(sessions::org_id.eq(org.as_str()))
+                .execute(conn)
+                .await?)
+        })?;
+        Ok(deleted > 0)
+    }
+
+    /// Offset pagination over a session's messages (ordered by `seq`), with
+    /// the total count. The caller has checked the session's organization.
+    pub async fn messages_page(
+        &self,
+        session: &SessionId,
+        offset: i64,
+        limit: i64,
+        order: SortOrder,
+    ) -> Result<(Vec<Message>, i64), StoreError> {
+        let (rows, total): (Vec<MessageRow>, i64) = with_conn!(self, conn => {
+            let total: i64 = messages::table
+                .filter(messages::session_id.eq(session.as_str()))
+                .count()
+                .get_result(conn)
+                .await?;
+            let query = messages::table
+                .filter(messages::session_id.eq(session.as_str()))
+                .select(MessageRow::as_select())
+                .offset(offset.max(0))
+                .limit(clamp_limit(limit))
+                .into_boxed();
+            let query = match order {
+                SortOrder::Asc => query.order(messages::seq.asc()),
+                SortOrder::Desc => query.order(messages::seq.desc()),
+            };
+            (query.load(conn).await?, total)
+        });
+        Ok((rows.into_iter().map(MessageRow::into_domain).collect::<Result<_, _>>()?, total))
+    }
+
+    /// The session's messages after the one with id `after` (in `seq`
+    /// order), at most `limit`. `None` when `after` is not in this session.
+    pub async fn messages_after(
+        &self,
+        session: &SessionId,
+        after: &tidechat_domain::MessageId,
+        limit: i64,
+    ) -> Result<Option<Vec<Message>>, StoreError> {
+        let rows: Option<Vec<MessageRow>> = with_conn!(self, conn => {
+            let seq: Option<i64> = messages::table
+                .filter(messages::id.eq(after.as_str()))
+                .filter(messages::session_id.eq(session.as_str()))
+                .select(messages::seq)
+                .first(conn)
+                .await
+                .optional()?;
+            match seq {
+                None => None,
+                Some(seq) => Some(
+                    messages::table
+                        .filter(messages::session_id.eq(session.as_str()))
+                        .filter(messages::seq.gt(seq))
+                        .order(messages::seq.asc())
+                        .limit(clamp_limit(limit))
+                        .select(MessageRow::as_select())
+                        .load(conn)
+                        .await?,
+                ),
+            }
+        });
+        rows.map(|rows| rows.into_iter().map(MessageRow::into_domain).collect()).transpose()
+    }
+
+    /// Stores a WebSocket ticket (its hash) for the organization's key.
+    pub async fn create_ws_ticket(
+        &self,
+        ticket_hash: &str,
+        org: &OrgId,
+        key: &ApiKeyId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (hash, org, key, expires) =
+            (ticket_hash.to_owned(), org.as_str().to_owned(), key.as_str().to_owned(), to_db_ts(expires_at));
+        with_tx!(self, conn => {
+            diesel::insert_into(ws_tickets::table)
+                .values((
+                    ws_tickets::ticket_hash.eq(&hash),
+                    ws_tickets::org_id.eq(&org),
+                    ws_tickets::api_key_id.eq(&key),
+                    ws_tickets::expires_at.eq(expires),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Uses a ticket: returns its organization and key if it exists, has not
+    /// expired and was not used before (atomically: a ticket opens one
+    /// connection).
+    pub async fn redeem_ws_ticket(
+        &self,
+        ticket_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(OrgId, ApiKeyId)>, StoreError> {
+        let now = to_db_ts(now);
+        let hash = ticket_hash.to_owned();
+        let found: Option<(String, String)> = with_tx!(self, conn => {
+            let used = diesel::update(ws_tickets::table)
+                .filter(ws_tickets::ticket_hash.eq(&hash))
+                .filter(ws_tickets::used_at.is_null())
+                .filter(ws_tickets::expires_at.gt(now))
+                .set(ws_tickets::used_at.eq(Some(now)))
+                .execute(conn)
+                .await?;
+            if used == 0 {
+                return Ok(None);
+            }
+            Ok(ws_tickets::table
+                .filter(ws_tickets::ticket_hash.eq(&hash))
+                .select((ws_tickets::org_id, ws_tickets::api_key_id))
+                .first(conn)
+                .await
+                .optional()?)
+        })?;
+        Ok(found.map(|(org, key)| (OrgId::from_trusted(org), ApiKeyId::from_trusted(key))))
+    }
 }
 
 #[derive(QueryableByName)]

@@ -69,6 +69,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    ws_tickets (ticket_hash) {
+        ticket_hash -> Text,
+        org_id -> Text,
+        api_key_id -> Text,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     tools (id) {
         id -> Text,
         org_id -> Text,
@@ -193,4 +203,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     limits,
     tools,
     moderation_records,
+    ws_tickets,
 );
