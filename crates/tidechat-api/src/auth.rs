@@ -30,6 +30,26 @@ pub fn credential(headers: &HeaderMap) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// Authenticates a credential and counts the request against the caller's
+/// rate limits (the decision goes into the request for the headers).
+pub async fn authenticate_request(
+    state: &AppState,
+    req: &HttpRequest,
+    credential: Option<String>,
+) -> Result<Principal, ApiError> {
+    let credential = credential.ok_or_else(|| {
+        ApiError::from(EngineError::Unauthenticated(
+            "send `Authorization: Bearer <API key or session token>` or `X-API-Key`",
+        ))
+    })?;
+    let who = state
+        .run(move |e| async move { e.authenticate(&credential).await })
+        .await?;
+    let decision = state.check_rate(&who).await?;
+    req.extensions_mut().insert(decision);
+    Ok(who)
+}
+
 impl FromRequest for Auth {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
@@ -41,17 +61,7 @@ impl FromRequest for Auth {
         Box::pin(async move {
             let state = state
                 .ok_or_else(|| ApiError::from(EngineError::Internal("no app state".to_owned())))?;
-            let credential = credential.ok_or_else(|| {
-                ApiError::from(EngineError::Unauthenticated(
-                    "send `Authorization: Bearer <API key or session token>`",
-                ))
-            })?;
-            let who = state
-                .run(move |e| async move { e.authenticate(&credential).await })
-                .await?;
-            let decision = state.check_rate(&who).await?;
-            request.extensions_mut().insert(decision);
-            Ok(Auth(who))
+            authenticate_request(&state, &request, credential).await.map(Auth)
         })
     }
 }

@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod routes;
 pub mod sse;
 pub mod state;
+pub mod ws;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -40,6 +41,8 @@ pub struct ServerOptions {
     /// finish after shutdown starts.
     pub shutdown_grace: Duration,
     pub keep_alive: Duration,
+    /// WebSocket messages per second per connection (the reference's 10).
+    pub ws_messages_per_second: u32,
 }
 
 impl Default for ServerOptions {
@@ -50,6 +53,7 @@ impl Default for ServerOptions {
             workers: 2,
             shutdown_grace: Duration::from_secs(30),
             keep_alive: Duration::from_secs(15),
+            ws_messages_per_second: 10,
         }
     }
 }
@@ -78,6 +82,7 @@ pub fn configure(
         routes::faq_chat::configure(cfg);
         routes::tools::configure(cfg);
         routes::limits::configure(cfg);
+        routes::chats::configure(cfg);
         cfg.route(
             "/docs",
             web::get().to(|| async {
@@ -109,11 +114,16 @@ pub async fn server(
             .await
             .map_err(|e| std::io::Error::other(format!("rate limiter: {e}")))?,
     };
+    let ws_limiter = tidechat_limits::Limiter::new(tidechat_limits::Backend::InProcess)
+        .await
+        .map_err(|e| std::io::Error::other(format!("rate limiter: {e}")))?;
     let state = web::Data::new(AppState {
         engine,
         keep_alive: options.keep_alive,
         runtime,
         limiter,
+        ws_limiter,
+        ws_messages_per_second: options.ws_messages_per_second,
     });
     let body_limit = options.body_limit;
     let server = HttpServer::new(move || {

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto::*;
 use crate::error::{error_table_markdown, ErrorBody, ErrorDetail};
-use crate::routes::{faq_chat, faqs, keys, limits, personas, sessions, system, tools};
+use crate::routes::{chats, faq_chat, faqs, keys, limits, personas, sessions, system, tools};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +22,8 @@ use crate::routes::{faq_chat, faqs, keys, limits, personas, sessions, system, to
         system::healthz, system::readyz, system::openapi,
         faq_chat::chat, faq_chat::config, faq_chat::history,
         limits::get_limits, limits::set_limits, limits::get_key_limits, limits::set_key_limits, limits::usage,
+        chats::create_chat, chats::user_chats, chats::get_chat, chats::delete_chat, chats::chat_messages,
+        chats::create_ticket,
         tools::create_tool, tools::list_tools, tools::get_tool, tools::update_tool, tools::delete_tool,
     ),
     components(schemas(ErrorBody, ErrorDetail, DeltaEvent, ReplaceEvent)),
@@ -33,6 +35,7 @@ use crate::routes::{faq_chat, faqs, keys, limits, personas, sessions, system, to
         (name = "api-keys", description = "Credentials"),
         (name = "tools", description = "HTTP tools the models may call"),
         (name = "limits", description = "Rate limits, quotas and usage"),
+        (name = "chats", description = "Chats REST (snake_case, offset pagination, errors `{\"error\":{code,message,details}}`) and the WebSocket `GET /ws/chat` (see docs/api.md)"),
         (name = "system", description = "Health and this document"),
         (name = "faq-chat", description = "The FAQ chat surface: FAQ-grounded answers over SSE (its own error shape: `{\"error\": code}`)"),
     )

@@ -62,7 +62,7 @@ pub fn turn_stream(
                 }
                 Ok(None) => return None,
                 // Retrieval details are not part of the /v1 stream.
-                Ok(Some(TurnEvent::Retrieval(_))) => continue,
+                Ok(Some(TurnEvent::Retrieval(_))) | Ok(Some(TurnEvent::UserStored(_))) => continue,
                 Ok(Some(TurnEvent::Delta(text))) => {
                     return Some((Ok(frame("delta", &DeltaEvent { text })), Some((turn, slot))));
                 }

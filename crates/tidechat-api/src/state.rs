@@ -16,6 +16,9 @@ pub struct AppState {
     pub runtime: Handle,
     /// Request-rate and concurrent-stream limits (in process or Redis).
     pub limiter: tidechat_limits::Limiter,
+    /// Per-connection WebSocket message rates (always in process).
+    pub ws_limiter: tidechat_limits::Limiter,
+    pub ws_messages_per_second: u32,
 }
 
 impl AppState {

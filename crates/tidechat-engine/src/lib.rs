@@ -7,6 +7,7 @@
 //! It knows nothing about HTTP.
 
 mod auth;
+mod chats;
 mod error;
 mod faq_cache;
 mod faq_chat;
@@ -28,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use auth::{generate_api_key, hash_api_key, Principal, PrincipalKind, API_KEY_PREFIX};
+pub use chats::{sort_order, ChatMessages, OpenedChat, REPLAY_MAX, WS_TICKET_TTL_SECS};
 pub use error::EngineError;
 pub use faq_chat::{FaqChatRequest, SESSION_KEY_MAX_CHARS};
 pub use import::{parse_faq_csv, parse_faq_json, ImportFormat};

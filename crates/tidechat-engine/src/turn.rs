@@ -66,6 +66,9 @@ pub struct TurnRequest {
 pub enum TurnEvent {
     /// What FAQ retrieval found for the user's text, before any reply text.
     Retrieval(Retrieval),
+    /// The user message has been stored (recorded turns only). Written beside
+    /// the model call, so it may come before or after the first deltas.
+    UserStored(Box<Message>),
     /// Reply text released to the client (it has passed moderation).
     Delta(String),
     /// Moderation stopped the reply: the client should show this text (the
@@ -108,7 +111,10 @@ impl Turn {
     pub async fn finish(mut self) -> Result<TurnOutcome, EngineError> {
         while let Some(event) = self.events.recv().await {
             match event {
-                TurnEvent::Retrieval(_) | TurnEvent::Delta(_) | TurnEvent::Replaced(_) => {}
+                TurnEvent::Retrieval(_)
+                | TurnEvent::UserStored(_)
+                | TurnEvent::Delta(_)
+                | TurnEvent::Replaced(_) => {}
                 TurnEvent::Completed(outcome) => return Ok(*outcome),
                 TurnEvent::Unrecorded => {
                     return Err(EngineError::Internal(
@@ -389,7 +395,7 @@ impl Engine {
 
     async fn run(self, p: Prepared, tx: mpsc::Sender<TurnEvent>) {
         let started = Instant::now();
-        let mut recorder = Recorder::start(&self, &p);
+        let mut recorder = Recorder::start(&self, &p, &tx);
         let _ = tx.send(TurnEvent::Retrieval(p.retrieval.clone())).await;
 
         let canned = p.input.verdict == Verdict::Blocked || p.answer_with_fallback;
@@ -724,7 +730,7 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn start(engine: &Engine, p: &Prepared) -> Self {
+    fn start(engine: &Engine, p: &Prepared, tx: &mpsc::Sender<TurnEvent>) -> Self {
         let pending = p.session.as_ref().map(|session| {
             let store = engine.inner.store.clone();
             let message = NewMessage {
@@ -753,7 +759,14 @@ impl Recorder {
                 drift_alpha: None,
             };
             // Written beside the model call: the first delta does not wait for it.
-            tokio::spawn(async move { store.append_message(&message).await })
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let stored = store.append_message(&message).await;
+                if let Ok((message, _)) = &stored {
+                    let _ = tx.send(TurnEvent::UserStored(Box::new(message.clone()))).await;
+                }
+                stored
+            })
         });
         Self {
             pending,

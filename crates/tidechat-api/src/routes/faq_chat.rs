@@ -234,6 +234,7 @@ async fn drive(
                 hits = r.hits;
                 true
             }
+            Some(TurnEvent::UserStored(_)) => true,
             Some(TurnEvent::Delta(text)) => send(json!({"type": "text", "content": text})).await,
             // Moderation stopped the answer: what was sent had passed; the
             // fallback follows it (this surface has no way to retract text).

@@ -1,3 +1,4 @@
+pub mod chats;
 pub mod faq_chat;
 pub mod faqs;
 pub mod keys;
