@@ -61,7 +61,9 @@ impl FromRequest for Auth {
         Box::pin(async move {
             let state = state
                 .ok_or_else(|| ApiError::from(EngineError::Internal("no app state".to_owned())))?;
-            authenticate_request(&state, &request, credential).await.map(Auth)
+            authenticate_request(&state, &request, credential)
+                .await
+                .map(Auth)
         })
     }
 }

@@ -34,8 +34,8 @@ use tidechat_engine::{EngineError, Principal, TurnEvent, TurnRequest};
 use tidechat_limits::{Permit, Rate};
 use tokio::sync::mpsc;
 
-use crate::routes::chats::{chats_code, ChatDto, ChatMessageDto};
 use crate::error::ApiError;
+use crate::routes::chats::{chats_code, ChatDto, ChatMessageDto};
 use crate::state::AppState;
 
 /// Largest accepted client frame (a `content` is at most 16,000 characters).
@@ -67,17 +67,33 @@ fn api_error_frame(e: &ApiError) -> String {
 async fn close_with(mut session: Session, frame: String, code: u16, description: &str) {
     let _ = session.text(frame).await;
     let _ = session
-        .close(Some(CloseReason { code: CloseCode::Other(code), description: Some(description.to_owned()) }))
+        .close(Some(CloseReason {
+            code: CloseCode::Other(code),
+            description: Some(description.to_owned()),
+        }))
         .await;
 }
 
 /// The WebSocket endpoint.
-pub async fn chat(req: HttpRequest, body: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, actix_web::Error> {
+pub async fn chat(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
     let params = web::Query::<Params>::from_query(req.query_string())
         .map(web::Query::into_inner)
-        .unwrap_or(Params { api_key: None, ticket: None, user_id: None, chat_id: None, last_message_id: None });
+        .unwrap_or(Params {
+            api_key: None,
+            ticket: None,
+            user_id: None,
+            chat_id: None,
+            last_message_id: None,
+        });
     let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let stream = stream.max_frame_size(MAX_FRAME_BYTES).aggregate_continuations().max_continuation_size(MAX_FRAME_BYTES);
+    let stream = stream
+        .max_frame_size(MAX_FRAME_BYTES)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_FRAME_BYTES);
     actix_web::rt::spawn(connection(state, params, session, stream));
     Ok(response)
 }
@@ -90,12 +106,16 @@ async fn authenticate(state: &AppState, params: &Params) -> Result<Principal, Ap
             match (ticket, key) {
                 (Some(ticket), _) => engine.authenticate_ticket(&ticket).await,
                 (None, Some(key)) => engine.authenticate(&key).await,
-                (None, None) => Err(EngineError::Unauthenticated("give `api_key` or `ticket` in the URL")),
+                (None, None) => Err(EngineError::Unauthenticated(
+                    "give `api_key` or `ticket` in the URL",
+                )),
             }
         })
         .await?;
     if !who.is_api_key() {
-        return Err(ApiError::from(EngineError::Unauthenticated("use an API key or a WebSocket ticket")));
+        return Err(ApiError::from(EngineError::Unauthenticated(
+            "use an API key or a WebSocket ticket",
+        )));
     }
     Ok(who)
 }
@@ -111,24 +131,40 @@ async fn connection(
         Err(e) => return close_with(session, api_error_frame(&e), 4001, "unauthenticated").await,
     };
     let Some(user_id) = params.user_id.clone().filter(|u| !u.trim().is_empty()) else {
-        let frame = error_frame("missing_parameter", "user_id is required", "Add user_id=… to the WebSocket URL.");
+        let frame = error_frame(
+            "missing_parameter",
+            "user_id is required",
+            "Add user_id=… to the WebSocket URL.",
+        );
         return close_with(session, frame, 4000, "user_id is required").await;
     };
     let slot = match state.stream_slot(&who).await {
         Ok(slot) => slot,
         Err(e) => {
-            let frame = error_frame("too_many_connections", &e.message, "Close idle connections or raise maxConcurrentStreams.");
+            let frame = error_frame(
+                "too_many_connections",
+                &e.message,
+                "Close idle connections or raise maxConcurrentStreams.",
+            );
             return close_with(session, frame, 4029, "too many connections").await;
         }
     };
     let opened = {
         let (who, user, chat) = (who.clone(), user_id.clone(), params.chat_id.clone());
-        state.run(move |e| async move { e.open_chat(&who, &user, chat.as_deref()).await }).await
+        state
+            .run(move |e| async move { e.open_chat(&who, &user, chat.as_deref()).await })
+            .await
     };
     let opened = match opened {
         Ok(opened) => opened,
         Err(e) => {
-            let code = if e.code == "session_not_active" { 4009 } else if e.status.as_u16() == 404 { 4004 } else { 1011 };
+            let code = if e.code == "session_not_active" {
+                4009
+            } else if e.status.as_u16() == 404 {
+                4004
+            } else {
+                1011
+            };
             return close_with(session, api_error_frame(&e), code, "cannot open the chat").await;
         }
     };
@@ -143,15 +179,27 @@ async fn connection(
     if session.text(hello.to_string()).await.is_err() {
         return;
     }
-    if opened.user_created && session.text(json!({"type": "user_created", "user_id": user_id}).to_string()).await.is_err() {
+    if opened.user_created
+        && session
+            .text(json!({"type": "user_created", "user_id": user_id}).to_string())
+            .await
+            .is_err()
+    {
         return;
     }
     if let Some(last) = params.last_message_id.as_deref().filter(|l| !l.is_empty()) {
-        let (engine, chat_session, last) = (state.engine.clone(), opened.session.clone(), last.to_owned());
-        let missed = state.run(move |_| async move { engine.missed_messages(&chat_session, &last).await }).await;
+        let (engine, chat_session, last) = (
+            state.engine.clone(),
+            opened.session.clone(),
+            last.to_owned(),
+        );
+        let missed = state
+            .run(move |_| async move { engine.missed_messages(&chat_session, &last).await })
+            .await;
         let frame = match missed {
             Ok(messages) => {
-                let messages: Vec<ChatMessageDto> = messages.into_iter().map(ChatMessageDto::from).collect();
+                let messages: Vec<ChatMessageDto> =
+                    messages.into_iter().map(ChatMessageDto::from).collect();
                 json!({"type": "missed_messages", "messages": messages}).to_string()
             }
             Err(e) => api_error_frame(&e),
@@ -164,7 +212,14 @@ async fn connection(
     // Replies are produced one at a time by a worker on the engine runtime;
     // this task only reads frames.
     let (queue, inbox) = mpsc::channel::<String>(QUEUE);
-    let worker = state.runtime.spawn(answer(state.clone(), who, opened.session.id.to_string(), session.clone(), inbox, slot));
+    let worker = state.runtime.spawn(answer(
+        state.clone(),
+        who,
+        opened.session.id.to_string(),
+        session.clone(),
+        inbox,
+        slot,
+    ));
     let connection_id = ulid::Ulid::new().to_string();
     let rate = Rate::new(state.ws_messages_per_second.max(1), Duration::from_secs(1));
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -184,25 +239,33 @@ async fn connection(
         let Some(frame) = frame else { break };
         last_heard = Instant::now();
         let reply = match frame {
-            Ok(AggregatedMessage::Text(text)) => {
-                match parse_content(&text) {
-                    Err(frame) => Some(frame),
-                    Ok(content) => {
-                        let decision = state.ws_limiter.check_rate(&format!("ws:{connection_id}"), rate).await;
-                        if !decision.allowed {
-                            Some(error_frame(
-                                "rate_limited",
-                                &format!("at most {} messages per second per connection", rate.limit()),
-                                "Slow down; this message was not sent.",
-                            ))
-                        } else if queue.try_send(content).is_err() {
-                            Some(error_frame("queue_full", "too many messages are waiting for a reply", "Wait for the current replies, then resend."))
-                        } else {
-                            None
-                        }
+            Ok(AggregatedMessage::Text(text)) => match parse_content(&text) {
+                Err(frame) => Some(frame),
+                Ok(content) => {
+                    let decision = state
+                        .ws_limiter
+                        .check_rate(&format!("ws:{connection_id}"), rate)
+                        .await;
+                    if !decision.allowed {
+                        Some(error_frame(
+                            "rate_limited",
+                            &format!(
+                                "at most {} messages per second per connection",
+                                rate.limit()
+                            ),
+                            "Slow down; this message was not sent.",
+                        ))
+                    } else if queue.try_send(content).is_err() {
+                        Some(error_frame(
+                            "queue_full",
+                            "too many messages are waiting for a reply",
+                            "Wait for the current replies, then resend.",
+                        ))
+                    } else {
+                        None
                     }
                 }
-            }
+            },
             Ok(AggregatedMessage::Binary(_)) => Some(error_frame(
                 "invalid_message",
                 "binary frames are not accepted",
@@ -238,14 +301,23 @@ async fn connection(
 }
 
 fn parse_content(text: &str) -> Result<String, String> {
-    let invalid = |message: &str| error_frame("invalid_message", message, "Send JSON {\"content\": \"your message\"}.");
+    let invalid = |message: &str| {
+        error_frame(
+            "invalid_message",
+            message,
+            "Send JSON {\"content\": \"your message\"}.",
+        )
+    };
     let value: Value = serde_json::from_str(text).map_err(|_| invalid("the frame is not JSON"))?;
     match value.get("content") {
         Some(Value::String(c)) if !c.trim().is_empty() => {
             if c.chars().count() > tidechat_domain::validate::USER_TEXT_MAX_CHARS {
                 return Err(error_frame(
                     "message_too_large",
-                    &format!("content is over {} characters", tidechat_domain::validate::USER_TEXT_MAX_CHARS),
+                    &format!(
+                        "content is over {} characters",
+                        tidechat_domain::validate::USER_TEXT_MAX_CHARS
+                    ),
                     "Split the message.",
                 ));
             }
@@ -272,7 +344,10 @@ async fn answer(
         async move { session.text(frame).await.is_ok() }
     };
     while let Some(content) = inbox.recv().await {
-        let request = TurnRequest { user_text: content, ..TurnRequest::default() };
+        let request = TurnRequest {
+            user_text: content,
+            ..TurnRequest::default()
+        };
         let turn = {
             let (who, chat_id) = (who.clone(), chat_id.clone());
             state.engine.start_turn(&who, &chat_id, request).await
@@ -302,9 +377,13 @@ async fn answer(
                     let mut frames = Vec::new();
                     if !started {
                         started = true;
-                        frames.push(json!({"type": "message_stream_started", "chat_id": chat_id}).to_string());
+                        frames.push(
+                            json!({"type": "message_stream_started", "chat_id": chat_id})
+                                .to_string(),
+                        );
                     }
-                    frames.push(json!({"type": "message_stream_token", "token": token}).to_string());
+                    frames
+                        .push(json!({"type": "message_stream_token", "token": token}).to_string());
                     if received {
                         frames
                     } else {
@@ -331,12 +410,19 @@ async fn answer(
                         frames.append(&mut pending);
                     }
                     if !started {
-                        frames.push(json!({"type": "message_stream_started", "chat_id": chat_id}).to_string());
+                        frames.push(
+                            json!({"type": "message_stream_started", "chat_id": chat_id})
+                                .to_string(),
+                        );
                     }
                     frames.push(json!({"type": "message_stream_ended", "message": ChatMessageDto::from(outcome.assistant_message)}).to_string());
                     frames
                 }
-                TurnEvent::Unrecorded => vec![error_frame("internal_error", "the reply was not stored", "Retry.")],
+                TurnEvent::Unrecorded => vec![error_frame(
+                    "internal_error",
+                    "the reply was not stored",
+                    "Retry.",
+                )],
                 TurnEvent::Failed { error, outcome } => {
                     let mut frames = std::mem::take(&mut pending);
                     if let Some(outcome) = outcome {

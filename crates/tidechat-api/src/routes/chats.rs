@@ -90,7 +90,11 @@ impl ResponseError for ChatsError {
             }
         }
         response.json(ChatsErrorBody {
-            error: ChatsErrorDetail { code: code.to_owned(), message: self.0.message.clone(), details: details.to_owned() },
+            error: ChatsErrorDetail {
+                code: code.to_owned(),
+                message: self.0.message.clone(),
+                details: details.to_owned(),
+            },
         })
     }
 }
@@ -226,13 +230,22 @@ fn bad_parameter(name: &str, rule: &str) -> ChatsError {
         (status = 401, description = "`unauthenticated`", body = ChatsErrorBody),
     )
 )]
-pub async fn create_chat(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse> {
+pub async fn create_chat(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse> {
     let who = authenticate(&state, &req).await?;
     let body: CreateChatRequest = serde_json::from_slice(&body)
         .map_err(|e| bad_parameter("body", &format!("must be a JSON object with user_id ({e})")))?;
-    let user_id = body.user_id.filter(|u| !u.trim().is_empty()).ok_or_else(|| bad_parameter("user_id", "is required"))?;
+    let user_id = body
+        .user_id
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(|| bad_parameter("user_id", "is required"))?;
     let (title, metadata) = (body.title, body.metadata);
-    let (chat, _) = state.run(move |e| async move { e.create_chat(&who, &user_id, title, metadata).await }).await?;
+    let (chat, _) = state
+        .run(move |e| async move { e.create_chat(&who, &user_id, title, metadata).await })
+        .await?;
     Ok(HttpResponse::Created().json(ChatDto::from(chat)))
 }
 
@@ -248,10 +261,18 @@ pub async fn create_chat(state: web::Data<AppState>, req: HttpRequest, body: web
         (status = 401, description = "`unauthenticated`", body = ChatsErrorBody),
     )
 )]
-pub async fn user_chats(state: web::Data<AppState>, req: HttpRequest, user_id: web::Path<String>) -> Result<HttpResponse> {
+pub async fn user_chats(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user_id: web::Path<String>,
+) -> Result<HttpResponse> {
     let who = authenticate(&state, &req).await?;
-    let chats = state.run(move |e| async move { e.user_chats(&who, &user_id).await }).await?;
-    Ok(HttpResponse::Ok().json(ChatList { chats: chats.into_iter().map(ChatDto::from).collect() }))
+    let chats = state
+        .run(move |e| async move { e.user_chats(&who, &user_id).await })
+        .await?;
+    Ok(HttpResponse::Ok().json(ChatList {
+        chats: chats.into_iter().map(ChatDto::from).collect(),
+    }))
 }
 
 /// Get a chat.
@@ -267,9 +288,15 @@ pub async fn user_chats(state: web::Data<AppState>, req: HttpRequest, user_id: w
         (status = 404, description = "`chat_not_found`", body = ChatsErrorBody),
     )
 )]
-pub async fn get_chat(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> Result<HttpResponse> {
+pub async fn get_chat(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse> {
     let who = authenticate(&state, &req).await?;
-    let chat = state.run(move |e| async move { e.get_session(&who, &id).await }).await?;
+    let chat = state
+        .run(move |e| async move { e.get_session(&who, &id).await })
+        .await?;
     Ok(HttpResponse::Ok().json(ChatDto::from(chat)))
 }
 
@@ -286,16 +313,24 @@ pub async fn get_chat(state: web::Data<AppState>, req: HttpRequest, id: web::Pat
         (status = 404, description = "`chat_not_found`", body = ChatsErrorBody),
     )
 )]
-pub async fn delete_chat(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> Result<HttpResponse> {
+pub async fn delete_chat(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse> {
     let who = authenticate(&state, &req).await?;
-    state.run(move |e| async move { e.delete_chat(&who, &id).await }).await?;
+    state
+        .run(move |e| async move { e.delete_chat(&who, &id).await })
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 fn integer(name: &str, value: Option<&str>, default: i64) -> Result<i64> {
     match value {
         None | Some("") => Ok(default),
-        Some(v) => v.parse::<i64>().map_err(|_| bad_parameter(name, "must be a whole number")),
+        Some(v) => v
+            .parse::<i64>()
+            .map_err(|_| bad_parameter(name, "must be a whole number")),
     }
 }
 
@@ -314,7 +349,11 @@ fn integer(name: &str, value: Option<&str>, default: i64) -> Result<i64> {
         (status = 404, description = "`chat_not_found`", body = ChatsErrorBody),
     )
 )]
-pub async fn chat_messages(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> Result<HttpResponse> {
+pub async fn chat_messages(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse> {
     let who = authenticate(&state, &req).await?;
     let params = web::Query::<MessagesParams>::from_query(req.query_string())
         .map_err(|e| bad_parameter("query", &e.to_string()))?
@@ -322,9 +361,15 @@ pub async fn chat_messages(state: web::Data<AppState>, req: HttpRequest, id: web
     let offset = integer("offset", params.offset.as_deref(), 0)?;
     let limit = integer("limit", params.limit.as_deref(), 50)?;
     let order = sort_order(params.order.as_deref())?;
-    let page = state.run(move |e| async move { e.chat_messages(&who, &id, offset, limit, order).await }).await?;
+    let page = state
+        .run(move |e| async move { e.chat_messages(&who, &id, offset, limit, order).await })
+        .await?;
     Ok(HttpResponse::Ok().json(ChatMessagesPage {
-        messages: page.messages.into_iter().map(ChatMessageDto::from).collect(),
+        messages: page
+            .messages
+            .into_iter()
+            .map(ChatMessageDto::from)
+            .collect(),
         total: page.total,
         offset: page.offset,
         limit: page.limit,
@@ -344,19 +389,26 @@ pub async fn chat_messages(state: web::Data<AppState>, req: HttpRequest, id: web
 )]
 pub async fn create_ticket(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
     let who = authenticate(&state, &req).await?;
-    let (ticket, expires_at) = state.run(move |e| async move { e.create_ws_ticket(&who).await }).await?;
-    Ok(HttpResponse::Created().json(WsTicket { ticket, expires_at: timestamp(&expires_at) }))
+    let (ticket, expires_at) = state
+        .run(move |e| async move { e.create_ws_ticket(&who).await })
+        .await?;
+    Ok(HttpResponse::Created().json(WsTicket {
+        ticket,
+        expires_at: timestamp(&expires_at),
+    }))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource(["/api/v1/chats/", "/api/v1/chats"]).route(web::post().to(create_chat)))
-        .service(web::resource("/api/v1/chats/user/{user_id}").route(web::get().to(user_chats)))
-        .service(
-            web::resource("/api/v1/chats/{chat_id}")
-                .route(web::get().to(get_chat))
-                .route(web::delete().to(delete_chat)),
-        )
-        .service(web::resource("/api/v1/chats/{chat_id}/messages").route(web::get().to(chat_messages)))
-        .service(web::resource("/api/v1/ws-tickets").route(web::post().to(create_ticket)))
-        .service(web::resource("/ws/chat").route(web::get().to(crate::ws::chat)));
+    cfg.service(
+        web::resource(["/api/v1/chats/", "/api/v1/chats"]).route(web::post().to(create_chat)),
+    )
+    .service(web::resource("/api/v1/chats/user/{user_id}").route(web::get().to(user_chats)))
+    .service(
+        web::resource("/api/v1/chats/{chat_id}")
+            .route(web::get().to(get_chat))
+            .route(web::delete().to(delete_chat)),
+    )
+    .service(web::resource("/api/v1/chats/{chat_id}/messages").route(web::get().to(chat_messages)))
+    .service(web::resource("/api/v1/ws-tickets").route(web::post().to(create_ticket)))
+    .service(web::resource("/ws/chat").route(web::get().to(crate::ws::chat)));
 }

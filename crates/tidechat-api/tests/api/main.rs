@@ -29,6 +29,7 @@ macro_rules! backends {
     };
 }
 
+mod chats;
 mod limits;
 mod llm;
 mod moderation;
