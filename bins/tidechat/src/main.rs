@@ -130,6 +130,9 @@ struct ServeArgs {
     /// When Redis is unreachable: allow requests (true, with a warning) or refuse them (false).
     #[arg(long, env = "TIDECHAT_RATE_LIMIT_FAIL_OPEN", default_value_t = true, action = clap::ArgAction::Set)]
     rate_limit_fail_open: bool,
+    /// WebSocket messages per second per connection.
+    #[arg(long, env = "TIDECHAT_WS_MESSAGES_PER_SECOND", default_value_t = 10)]
+    ws_messages_per_second: u32,
     /// Do not create the demo organization on an empty database.
     #[arg(long, env = "TIDECHAT_NO_DEMO")]
     no_demo: bool,
@@ -417,6 +420,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
     tracing::info!(backend = limiter.backend_name(), "rate limits");
     let options = tidechat_api::ServerOptions {
         limiter: Some(limiter),
+        ws_messages_per_second: args.ws_messages_per_second,
         body_limit: args.body_limit_bytes,
         workers: args.workers,
         shutdown_grace: grace,

@@ -264,6 +264,14 @@ async fn serve_on_a_fresh_clone_prints_a_key_and_holds_a_conversation() {
         .unwrap();
     assert_eq!(history["items"].as_array().unwrap().len(), 4);
 
+    // A WebSocket URL carries the key in its query: it must never be logged.
+    let res = client
+        .get(format!("{base}/ws/chat?api_key={key}&user_id=u"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error(), "not a WebSocket handshake");
+
     // SIGTERM: a clean exit, with JSON logs on stderr.
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -48,7 +48,15 @@ impl Engine {
     ) -> Result<(Session, bool), EngineError> {
         validate::required_text("user_id", user_id, validate::USER_ID_MAX_CHARS)?;
         let session = self
-            .create_session(who, NewSession { persona_id: None, user_id: Some(user_id.to_owned()), title, metadata })
+            .create_session(
+                who,
+                NewSession {
+                    persona_id: None,
+                    user_id: Some(user_id.to_owned()),
+                    title,
+                    metadata,
+                },
+            )
             .await?;
         let user_created = self.touch_user(who, user_id).await;
         Ok((session, user_created))
@@ -57,7 +65,12 @@ impl Engine {
     /// Records the end user; true when they were new. A failure is logged:
     /// it must not stop the conversation.
     async fn touch_user(&self, who: &Principal, user_id: &str) -> bool {
-        match self.inner.store.touch_end_user(&who.org_id, user_id, Utc::now()).await {
+        match self
+            .inner
+            .store
+            .touch_end_user(&who.org_id, user_id, Utc::now())
+            .await
+        {
             Ok((_, created)) => created,
             Err(e) => {
                 tracing::warn!(error = ?e, "could not record the end user");
@@ -67,12 +80,26 @@ impl Engine {
     }
 
     /// The user's chats in the tenant, newest first (at most 200).
-    pub async fn user_chats(&self, who: &Principal, user_id: &str) -> Result<Vec<Session>, EngineError> {
+    pub async fn user_chats(
+        &self,
+        who: &Principal,
+        user_id: &str,
+    ) -> Result<Vec<Session>, EngineError> {
         who.require_api_key()?;
         validate::required_text("user_id", user_id, validate::USER_ID_MAX_CHARS)?;
-        let filter = SessionFilter { user_id: Some(user_id.to_owned()), status: None };
-        let page = PageRequest { limit: validate::PAGE_LIMIT_MAX, after_id: None };
-        Ok(self.inner.store.list_sessions(&who.org_id, &filter, &page).await?)
+        let filter = SessionFilter {
+            user_id: Some(user_id.to_owned()),
+            status: None,
+        };
+        let page = PageRequest {
+            limit: validate::PAGE_LIMIT_MAX,
+            after_id: None,
+        };
+        Ok(self
+            .inner
+            .store
+            .list_sessions(&who.org_id, &filter, &page)
+            .await?)
     }
 
     /// Deletes a chat and its messages; later reads are 404.
@@ -100,14 +127,30 @@ impl Engine {
         }
         validate::page_limit(limit)?;
         let session = self.get_session(who, id).await?;
-        let (messages, total) = self.inner.store.messages_page(&session.id, offset, limit, order).await?;
-        let has_more = offset.saturating_add(i64::try_from(messages.len()).unwrap_or(i64::MAX)) < total;
-        Ok(ChatMessages { messages, total, offset, limit, has_more })
+        let (messages, total) = self
+            .inner
+            .store
+            .messages_page(&session.id, offset, limit, order)
+            .await?;
+        let has_more =
+            offset.saturating_add(i64::try_from(messages.len()).unwrap_or(i64::MAX)) < total;
+        Ok(ChatMessages {
+            messages,
+            total,
+            offset,
+            limit,
+            has_more,
+        })
     }
 
     /// Opens the chat a WebSocket names, or creates one when none is named.
     /// A chat of another user or tenant is not found.
-    pub async fn open_chat(&self, who: &Principal, user_id: &str, chat_id: Option<&str>) -> Result<OpenedChat, EngineError> {
+    pub async fn open_chat(
+        &self,
+        who: &Principal,
+        user_id: &str,
+        chat_id: Option<&str>,
+    ) -> Result<OpenedChat, EngineError> {
         validate::required_text("user_id", user_id, validate::USER_ID_MAX_CHARS)?;
         let user_created = self.touch_user(who, user_id).await;
         let (session, chat_created) = match chat_id.filter(|c| !c.is_empty()) {
@@ -128,35 +171,59 @@ impl Engine {
                 let session = self
                     .create_session(
                         who,
-                        NewSession { persona_id: None, user_id: Some(user_id.to_owned()), title: None, metadata: None },
+                        NewSession {
+                            persona_id: None,
+                            user_id: Some(user_id.to_owned()),
+                            title: None,
+                            metadata: None,
+                        },
                     )
                     .await?;
                 (session, true)
             }
         };
-        Ok(OpenedChat { session, user_created, chat_created })
+        Ok(OpenedChat {
+            session,
+            user_created,
+            chat_created,
+        })
     }
 
     /// The messages stored after `last_message_id` (for a reconnecting client).
-    pub async fn missed_messages(&self, session: &Session, last_message_id: &str) -> Result<Vec<Message>, EngineError> {
-        let id = MessageId::parse(last_message_id)
-            .map_err(|_| EngineError::validation("last_message_id", "is not a message id of this chat"))?;
+    pub async fn missed_messages(
+        &self,
+        session: &Session,
+        last_message_id: &str,
+    ) -> Result<Vec<Message>, EngineError> {
+        let id = MessageId::parse(last_message_id).map_err(|_| {
+            EngineError::validation("last_message_id", "is not a message id of this chat")
+        })?;
         self.inner
             .store
             .messages_after(&session.id, &id, REPLAY_MAX)
             .await?
-            .ok_or_else(|| EngineError::validation("last_message_id", "is not a message id of this chat"))
+            .ok_or_else(|| {
+                EngineError::validation("last_message_id", "is not a message id of this chat")
+            })
     }
 
     /// A single-use ticket that opens one WebSocket for this API key's
     /// tenant within a minute, so the key never has to be in a URL.
-    pub async fn create_ws_ticket(&self, who: &Principal) -> Result<(String, DateTime<Utc>), EngineError> {
+    pub async fn create_ws_ticket(
+        &self,
+        who: &Principal,
+    ) -> Result<(String, DateTime<Utc>), EngineError> {
         let PrincipalKind::ApiKey(key) = &who.kind else {
-            return Err(EngineError::Forbidden("only API keys can create WebSocket tickets"));
+            return Err(EngineError::Forbidden(
+                "only API keys can create WebSocket tickets",
+            ));
         };
         let ticket = format!("wst_{}", generate_signing_secret());
         let expires_at = Utc::now() + ChronoDuration::seconds(WS_TICKET_TTL_SECS);
-        self.inner.store.create_ws_ticket(&hash_api_key(&ticket), &who.org_id, key, expires_at).await?;
+        self.inner
+            .store
+            .create_ws_ticket(&hash_api_key(&ticket), &who.org_id, key, expires_at)
+            .await?;
         Ok((ticket, expires_at))
     }
 
@@ -169,7 +236,12 @@ impl Engine {
             .redeem_ws_ticket(&hash_api_key(ticket.trim()), Utc::now())
             .await?
             .ok_or_else(invalid)?;
-        let key = self.inner.store.get_api_key(&org, &key).await?.ok_or_else(invalid)?;
+        let key = self
+            .inner
+            .store
+            .get_api_key(&org, &key)
+            .await?
+            .ok_or_else(invalid)?;
         if key.revoked_at.is_some() {
             return Err(invalid());
         }

@@ -200,7 +200,10 @@ impl Context<'_> {
             if !usable {
                 continue;
             }
-            let cost = tokens::count(&m.content) + tokens::TOKENS_PER_MESSAGE;
+            // Counted exactly as `tokens::count_messages` counts the rest.
+            let cost = tokens::TOKENS_PER_MESSAGE
+                + tokens::count(m.role.as_str())
+                + tokens::count(&m.content);
             if used + cost > budget {
                 break;
             }
@@ -440,15 +443,28 @@ impl Engine {
                 });
             }
         }
-        let usage = g.usage.clone().unwrap_or_else(|| Usage {
-            input_tokens: if canned {
-                0
-            } else {
-                tokens::count_messages(&p.request.messages)
-            },
-            output_tokens: if canned { 0 } else { tokens::count(&g.raw) },
+        // Without the provider's usage, estimate only when the model produced
+        // something; a turn that failed before any output (and any tool
+        // round) is not billed at all.
+        let produced = !canned && !g.raw.is_empty();
+        let nothing = Usage {
+            input_tokens: 0,
+            output_tokens: 0,
             estimated: true,
-        });
+        };
+        let usage = if g.status == MessageStatus::Failed && g.tool_rounds == 0 {
+            nothing
+        } else {
+            g.usage.clone().unwrap_or_else(|| Usage {
+                input_tokens: if produced {
+                    tokens::count_messages(&p.request.messages)
+                } else {
+                    0
+                },
+                output_tokens: if produced { tokens::count(&g.raw) } else { 0 },
+                estimated: true,
+            })
+        };
         let model_id = g.model_id.clone().unwrap_or_else(|| p.model.id.clone());
         let pricing = g.pricing.unwrap_or(p.model.pricing);
         let status = g.status;
@@ -578,6 +594,7 @@ impl Engine {
                 };
                 break;
             }
+            g.tool_rounds += 1;
             let ctx = ToolContext {
                 session,
                 workspace: &session.workspace_id,
@@ -763,7 +780,9 @@ impl Recorder {
             tokio::spawn(async move {
                 let stored = store.append_message(&message).await;
                 if let Ok((message, _)) = &stored {
-                    let _ = tx.send(TurnEvent::UserStored(Box::new(message.clone()))).await;
+                    let _ = tx
+                        .send(TurnEvent::UserStored(Box::new(message.clone())))
+                        .await;
                 }
                 stored
             })
@@ -869,6 +888,8 @@ struct Generation {
     verdict: Verdict,
     findings: Vec<Finding>,
     classifier_findings: Vec<Finding>,
+    /// Tool rounds run (their model calls are billed even if a later call fails).
+    tool_rounds: usize,
 }
 
 impl Default for Generation {
@@ -886,6 +907,7 @@ impl Default for Generation {
             verdict: Verdict::Allowed,
             findings: Vec::new(),
             classifier_findings: Vec::new(),
+            tool_rounds: 0,
         }
     }
 }

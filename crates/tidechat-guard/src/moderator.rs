@@ -299,13 +299,16 @@ struct Scanner {
 }
 
 /// Number-like or e-mail-like: could be part of a phone, card or IBAN.
+/// Words with a few digits (`token12`, `v2`, `mp3`) are not: holding them
+/// back would stop text full of codes from streaming.
 fn pii_like(token: &str) -> bool {
-    let has_digit = token.bytes().any(|b| b.is_ascii_digit());
+    let digits = token.bytes().filter(u8::is_ascii_digit).count();
+    let alnum = token.chars().filter(char::is_ascii_alphanumeric).count();
     let charset = token
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "+()./-".contains(c));
     token.contains('@')
-        || (has_digit && charset)
+        || (digits > 0 && charset && digits * 2 >= alnum)
         || (token.len() <= 4
             && token
                 .chars()
