@@ -1183,7 +1183,12 @@ impl Store {
             };
             (query.load(conn).await?, total)
         });
-        Ok((rows.into_iter().map(MessageRow::into_domain).collect::<Result<_, _>>()?, total))
+        Ok((
+            rows.into_iter()
+                .map(MessageRow::into_domain)
+                .collect::<Result<_, _>>()?,
+            total,
+        ))
     }
 
     /// The session's messages after the one with id `after` (in `seq`
@@ -1216,7 +1221,8 @@ impl Store {
                 ),
             }
         });
-        rows.map(|rows| rows.into_iter().map(MessageRow::into_domain).collect()).transpose()
+        rows.map(|rows| rows.into_iter().map(MessageRow::into_domain).collect())
+            .transpose()
     }
 
     /// Stores a WebSocket ticket (its hash) for the organization's key.
@@ -1227,8 +1233,12 @@ impl Store {
         key: &ApiKeyId,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let (hash, org, key, expires) =
-            (ticket_hash.to_owned(), org.as_str().to_owned(), key.as_str().to_owned(), to_db_ts(expires_at));
+        let (hash, org, key, expires) = (
+            ticket_hash.to_owned(),
+            org.as_str().to_owned(),
+            key.as_str().to_owned(),
+            to_db_ts(expires_at),
+        );
         with_tx!(self, conn => {
             diesel::insert_into(ws_tickets::table)
                 .values((

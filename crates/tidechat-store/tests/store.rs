@@ -1650,29 +1650,80 @@ async fn offset_pages_deletes_and_tickets(db: &TestDb) {
     store.insert_session(&s).await.unwrap();
     let mut ids = Vec::new();
     for i in 0..5 {
-        let (m, _) = store.append_message(&new_message(&s, &format!("m{i}"), true, t(100 + i))).await.unwrap();
+        let (m, _) = store
+            .append_message(&new_message(&s, &format!("m{i}"), true, t(100 + i)))
+            .await
+            .unwrap();
         ids.push(m.id);
     }
-    let (page, total) = store.messages_page(&s.id, 1, 2, SortOrder::Asc).await.unwrap();
+    let (page, total) = store
+        .messages_page(&s.id, 1, 2, SortOrder::Asc)
+        .await
+        .unwrap();
     assert_eq!(total, 5);
     assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2]);
-    let (page, _) = store.messages_page(&s.id, 0, 2, SortOrder::Desc).await.unwrap();
+    let (page, _) = store
+        .messages_page(&s.id, 0, 2, SortOrder::Desc)
+        .await
+        .unwrap();
     assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![4, 3]);
-    let (page, _) = store.messages_page(&s.id, 10, 2, SortOrder::Asc).await.unwrap();
+    let (page, _) = store
+        .messages_page(&s.id, 10, 2, SortOrder::Asc)
+        .await
+        .unwrap();
     assert!(page.is_empty());
-    let after = store.messages_after(&s.id, &ids[2], 100).await.unwrap().unwrap();
-    assert_eq!(after.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), ids[3..].to_vec());
-    assert!(store.messages_after(&s.id, &MessageId::generate(), 100).await.unwrap().is_none());
+    let after = store
+        .messages_after(&s.id, &ids[2], 100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        after.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+        ids[3..].to_vec()
+    );
+    assert!(store
+        .messages_after(&s.id, &MessageId::generate(), 100)
+        .await
+        .unwrap()
+        .is_none());
 
-    assert!(!store.delete_session(&b.org.id, &s.id).await.unwrap(), "other tenants cannot delete");
+    assert!(
+        !store.delete_session(&b.org.id, &s.id).await.unwrap(),
+        "other tenants cannot delete"
+    );
     assert!(store.delete_session(&a.org.id, &s.id).await.unwrap());
     assert!(store.get_session(&a.org.id, &s.id).await.unwrap().is_none());
-    assert_eq!(store.messages_page(&s.id, 0, 10, SortOrder::Asc).await.unwrap().1, 0, "messages went with it");
+    assert_eq!(
+        store
+            .messages_page(&s.id, 0, 10, SortOrder::Asc)
+            .await
+            .unwrap()
+            .1,
+        0,
+        "messages went with it"
+    );
 
-    store.create_ws_ticket("h1", &a.org.id, &a.key.id, t(1000)).await.unwrap();
-    assert_eq!(store.redeem_ws_ticket("h1", t(999)).await.unwrap(), Some((a.org.id.clone(), a.key.id.clone())));
-    assert_eq!(store.redeem_ws_ticket("h1", t(999)).await.unwrap(), None, "single use");
-    store.create_ws_ticket("h2", &a.org.id, &a.key.id, t(1000)).await.unwrap();
-    assert_eq!(store.redeem_ws_ticket("h2", t(1001)).await.unwrap(), None, "expired");
+    store
+        .create_ws_ticket("h1", &a.org.id, &a.key.id, t(1000))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.redeem_ws_ticket("h1", t(999)).await.unwrap(),
+        Some((a.org.id.clone(), a.key.id.clone()))
+    );
+    assert_eq!(
+        store.redeem_ws_ticket("h1", t(999)).await.unwrap(),
+        None,
+        "single use"
+    );
+    store
+        .create_ws_ticket("h2", &a.org.id, &a.key.id, t(1000))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.redeem_ws_ticket("h2", t(1001)).await.unwrap(),
+        None,
+        "expired"
+    );
     assert_eq!(store.redeem_ws_ticket("nope", t(0)).await.unwrap(), None);
 }
