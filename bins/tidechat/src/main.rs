@@ -130,6 +130,9 @@ struct ServeArgs {
     /// When Redis is unreachable: allow requests (true, with a warning) or refuse them (false).
     #[arg(long, env = "TIDECHAT_RATE_LIMIT_FAIL_OPEN", default_value_t = true, action = clap::ArgAction::Set)]
     rate_limit_fail_open: bool,
+    /// Where widget image uploads are stored.
+    #[arg(long, env = "TIDECHAT_UPLOAD_DIR", default_value = "./data/uploads")]
+    upload_dir: PathBuf,
     /// WebSocket messages per second per connection.
     #[arg(long, env = "TIDECHAT_WS_MESSAGES_PER_SECOND", default_value_t = 10)]
     ws_messages_per_second: u32,
@@ -421,6 +424,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
     let options = tidechat_api::ServerOptions {
         limiter: Some(limiter),
         ws_messages_per_second: args.ws_messages_per_second,
+        upload_dir: args.upload_dir.clone(),
         body_limit: args.body_limit_bytes,
         workers: args.workers,
         shutdown_grace: grace,

@@ -43,6 +43,8 @@ pub struct ServerOptions {
     pub keep_alive: Duration,
     /// WebSocket messages per second per connection (the reference's 10).
     pub ws_messages_per_second: u32,
+    /// Where widget image uploads are stored (local disk).
+    pub upload_dir: std::path::PathBuf,
 }
 
 impl Default for ServerOptions {
@@ -54,6 +56,7 @@ impl Default for ServerOptions {
             shutdown_grace: Duration::from_secs(30),
             keep_alive: Duration::from_secs(15),
             ws_messages_per_second: 10,
+            upload_dir: std::path::PathBuf::from("./data/uploads"),
         }
     }
 }
@@ -83,6 +86,8 @@ pub fn configure(
         routes::tools::configure(cfg);
         routes::limits::configure(cfg);
         routes::chats::configure(cfg);
+        routes::widget::configure(cfg);
+        routes::sites::configure(cfg);
         cfg.route(
             "/docs",
             web::get().to(|| async {
@@ -124,6 +129,7 @@ pub async fn server(
         limiter,
         ws_limiter,
         ws_messages_per_second: options.ws_messages_per_second,
+        upload_dir: options.upload_dir.clone(),
     });
     let body_limit = options.body_limit;
     let server = HttpServer::new(move || {

@@ -7,7 +7,9 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto::*;
 use crate::error::{error_table_markdown, ErrorBody, ErrorDetail};
-use crate::routes::{chats, faq_chat, faqs, keys, limits, personas, sessions, system, tools};
+use crate::routes::{
+    chats, faq_chat, faqs, keys, limits, personas, sessions, sites, system, tools,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +26,9 @@ use crate::routes::{chats, faq_chat, faqs, keys, limits, personas, sessions, sys
         limits::get_limits, limits::set_limits, limits::get_key_limits, limits::set_key_limits, limits::usage,
         chats::create_chat, chats::user_chats, chats::get_chat, chats::delete_chat, chats::chat_messages,
         chats::create_ticket,
+        sites::create_site, sites::list_sites, sites::get_site, sites::update_site, sites::conversations,
+        sites::conversation, sites::takeover, sites::handback, sites::block, sites::unblock, sites::reply,
+        sites::create_proactive, sites::list_proactive, sites::delete_proactive,
         tools::create_tool, tools::list_tools, tools::get_tool, tools::update_tool, tools::delete_tool,
     ),
     components(schemas(ErrorBody, ErrorDetail, DeltaEvent, ReplaceEvent)),
@@ -35,6 +40,7 @@ use crate::routes::{chats, faq_chat, faqs, keys, limits, personas, sessions, sys
         (name = "api-keys", description = "Credentials"),
         (name = "tools", description = "HTTP tools the models may call"),
         (name = "limits", description = "Rate limits, quotas and usage"),
+        (name = "sites", description = "Websites embedding the widget, and the operator side of their conversations"),
         (name = "chats", description = "Chats REST (snake_case, offset pagination, errors `{\"error\":{code,message,details}}`) and the WebSocket `GET /ws/chat` (see docs/api.md)"),
         (name = "system", description = "Health and this document"),
         (name = "faq-chat", description = "The FAQ chat surface: FAQ-grounded answers over SSE (its own error shape: `{\"error\": code}`)"),

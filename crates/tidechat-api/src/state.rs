@@ -19,6 +19,8 @@ pub struct AppState {
     /// Per-connection WebSocket message rates (always in process).
     pub ws_limiter: tidechat_limits::Limiter,
     pub ws_messages_per_second: u32,
+    /// Where widget image uploads are kept.
+    pub upload_dir: std::path::PathBuf,
 }
 
 impl AppState {

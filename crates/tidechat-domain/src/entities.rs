@@ -334,3 +334,91 @@ pub struct ModerationRecord {
     /// The matched text, shortened; personal data masked.
     pub excerpt: String,
 }
+
+/// A website that embeds the chat widget. `site_key` (`sk_…`) is public: it
+/// appears in the site's HTML.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Site {
+    pub id: SiteId,
+    pub org_id: OrgId,
+    pub workspace_id: WorkspaceId,
+    pub persona_id: PersonaId,
+    pub site_key: String,
+    pub name: String,
+    /// Origins (`https://example.com`) allowed to call the public API from a browser.
+    pub allowed_origins: Vec<String>,
+    pub settings: SiteSettings,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// How the widget looks and behaves.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SiteSettings {
+    pub greeting: Option<String>,
+    pub primary_color: Option<String>,
+    pub background_color: Option<String>,
+    pub text_color: Option<String>,
+    /// Ask the visitor for an email address.
+    pub ask_email: bool,
+    /// Visitor phrases that hand the conversation to a human operator.
+    pub handoff_phrases: Vec<String>,
+}
+
+/// Who answers a widget conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversationMode {
+    Ai,
+    Operator,
+}
+
+impl ConversationMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ai => "ai",
+            Self::Operator => "operator",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "ai" => Some(Self::Ai),
+            "operator" => Some(Self::Operator),
+            _ => None,
+        }
+    }
+}
+
+/// The widget state of a session: one per site visitor (the widget's `session_id`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WidgetConversation {
+    pub session_id: SessionId,
+    pub org_id: OrgId,
+    pub site_id: SiteId,
+    /// The widget's `session_id`.
+    pub visitor_key: String,
+    pub mode: ConversationMode,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub name: Option<String>,
+    pub rating: Option<i64>,
+    pub rating_comment: Option<String>,
+    pub blocked: bool,
+    /// Operator messages up to this `seq` have been delivered to the visitor.
+    pub operator_read_seq: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A message shown to visitors of matching pages, once per visitor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProactiveMessage {
+    pub id: ProactiveId,
+    pub org_id: OrgId,
+    pub site_id: SiteId,
+    pub content: String,
+    pub delay_seconds: i64,
+    /// `*` matches any characters (`https://shop.example/*/checkout`).
+    pub url_pattern: String,
+    pub created_at: Timestamp,
+}

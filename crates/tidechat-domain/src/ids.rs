@@ -95,6 +95,10 @@ prefixed_id!(/// An end user of a tenant.
     EndUserId, "usr");
 prefixed_id!(/// An organization's HTTP tool.
     ToolId, "tol");
+prefixed_id!(/// A website that embeds the widget.
+    SiteId, "sit");
+prefixed_id!(/// A proactive (nudge) message of a site.
+    ProactiveId, "pro");
 
 #[cfg(test)]
 mod tests {

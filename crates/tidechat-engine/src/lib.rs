@@ -18,6 +18,7 @@ mod sessions;
 mod tenants;
 mod tools;
 mod turn;
+mod widget;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,9 @@ pub use sessions::{MessageQuery, NewSession, SessionQuery, SessionToken};
 pub use tenants::{CreatedKey, OrgBundle};
 pub use tools::{is_private_address, END_SESSION, FAQ_SEARCH};
 pub use turn::{Turn, TurnEvent, TurnOutcome, TurnRequest};
+pub use widget::{
+    url_matches, ConversationFilter, ConversationView, SiteDraft, WidgetSend, OPERATOR_MODEL,
+};
 
 /// Engine settings that are not per-request.
 #[derive(Debug, Clone)]

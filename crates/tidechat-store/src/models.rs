@@ -662,3 +662,191 @@ impl ModerationRow {
         }
     }
 }
+
+// ---------------------------------------------------------------- widget
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sites)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub(crate) struct SiteRow {
+    pub id: String,
+    pub org_id: String,
+    pub workspace_id: String,
+    pub persona_id: String,
+    pub site_key: String,
+    pub name: String,
+    pub allowed_origins: String,
+    pub settings: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+fn settings_to_json(s: &tidechat_domain::SiteSettings) -> String {
+    serde_json::json!({
+        "greeting": s.greeting,
+        "primary_color": s.primary_color,
+        "background_color": s.background_color,
+        "text_color": s.text_color,
+        "ask_email": s.ask_email,
+        "handoff_phrases": s.handoff_phrases,
+    })
+    .to_string()
+}
+
+fn settings_from_json(id: &str, text: &str) -> Result<tidechat_domain::SiteSettings, StoreError> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| corrupt("sites", id, format!("bad settings JSON: {e}")))?;
+    let string = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    Ok(tidechat_domain::SiteSettings {
+        greeting: string("greeting"),
+        primary_color: string("primary_color"),
+        background_color: string("background_color"),
+        text_color: string("text_color"),
+        ask_email: v.get("ask_email").and_then(Value::as_bool).unwrap_or(false),
+        handoff_phrases: v
+            .get("handoff_phrases")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
+impl SiteRow {
+    pub fn from_domain(s: &tidechat_domain::Site) -> Self {
+        Self {
+            id: s.id.as_str().to_owned(),
+            org_id: s.org_id.as_str().to_owned(),
+            workspace_id: s.workspace_id.as_str().to_owned(),
+            persona_id: s.persona_id.as_str().to_owned(),
+            site_key: s.site_key.clone(),
+            name: s.name.clone(),
+            allowed_origins: strings_to_json(&s.allowed_origins),
+            settings: settings_to_json(&s.settings),
+            created_at: to_db_ts(s.created_at),
+            updated_at: to_db_ts(s.updated_at),
+        }
+    }
+
+    pub fn into_domain(self) -> Result<tidechat_domain::Site, StoreError> {
+        let allowed_origins = json_to_strings("sites", &self.id, &self.allowed_origins)?;
+        let settings = settings_from_json(&self.id, &self.settings)?;
+        Ok(tidechat_domain::Site {
+            id: tidechat_domain::SiteId::from_trusted(self.id),
+            org_id: OrgId::from_trusted(self.org_id),
+            workspace_id: WorkspaceId::from_trusted(self.workspace_id),
+            persona_id: PersonaId::from_trusted(self.persona_id),
+            site_key: self.site_key,
+            name: self.name,
+            allowed_origins,
+            settings,
+            created_at: from_db_ts(self.created_at),
+            updated_at: from_db_ts(self.updated_at),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = widget_conversations)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub(crate) struct ConversationRow {
+    pub session_id: String,
+    pub org_id: String,
+    pub site_id: String,
+    pub visitor_key: String,
+    pub mode: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub name: Option<String>,
+    pub rating: Option<i64>,
+    pub rating_comment: Option<String>,
+    pub blocked: bool,
+    pub operator_read_seq: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl ConversationRow {
+    pub fn from_domain(c: &tidechat_domain::WidgetConversation) -> Self {
+        Self {
+            session_id: c.session_id.as_str().to_owned(),
+            org_id: c.org_id.as_str().to_owned(),
+            site_id: c.site_id.as_str().to_owned(),
+            visitor_key: c.visitor_key.clone(),
+            mode: c.mode.as_str().to_owned(),
+            email: c.email.clone(),
+            phone: c.phone.clone(),
+            name: c.name.clone(),
+            rating: c.rating,
+            rating_comment: c.rating_comment.clone(),
+            blocked: c.blocked,
+            operator_read_seq: c.operator_read_seq,
+            created_at: to_db_ts(c.created_at),
+            updated_at: to_db_ts(c.updated_at),
+        }
+    }
+
+    pub fn into_domain(self) -> Result<tidechat_domain::WidgetConversation, StoreError> {
+        let mode = tidechat_domain::ConversationMode::parse(&self.mode)
+            .ok_or_else(|| corrupt("widget_conversations", &self.session_id, "unknown mode"))?;
+        Ok(tidechat_domain::WidgetConversation {
+            session_id: SessionId::from_trusted(self.session_id),
+            org_id: OrgId::from_trusted(self.org_id),
+            site_id: tidechat_domain::SiteId::from_trusted(self.site_id),
+            visitor_key: self.visitor_key,
+            mode,
+            email: self.email,
+            phone: self.phone,
+            name: self.name,
+            rating: self.rating,
+            rating_comment: self.rating_comment,
+            blocked: self.blocked,
+            operator_read_seq: self.operator_read_seq,
+            created_at: from_db_ts(self.created_at),
+            updated_at: from_db_ts(self.updated_at),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = proactive_messages)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub(crate) struct ProactiveRow {
+    pub id: String,
+    pub org_id: String,
+    pub site_id: String,
+    pub content: String,
+    pub delay_seconds: i64,
+    pub url_pattern: String,
+    pub created_at: NaiveDateTime,
+}
+
+impl ProactiveRow {
+    pub fn from_domain(p: &tidechat_domain::ProactiveMessage) -> Self {
+        Self {
+            id: p.id.as_str().to_owned(),
+            org_id: p.org_id.as_str().to_owned(),
+            site_id: p.site_id.as_str().to_owned(),
+            content: p.content.clone(),
+            delay_seconds: p.delay_seconds,
+            url_pattern: p.url_pattern.clone(),
+            created_at: to_db_ts(p.created_at),
+        }
+    }
+
+    pub fn into_domain(self) -> tidechat_domain::ProactiveMessage {
+        tidechat_domain::ProactiveMessage {
+            id: tidechat_domain::ProactiveId::from_trusted(self.id),
+            org_id: OrgId::from_trusted(self.org_id),
+            site_id: tidechat_domain::SiteId::from_trusted(self.site_id),
+            content: self.content,
+            delay_seconds: self.delay_seconds,
+            url_pattern: self.url_pattern,
+            created_at: from_db_ts(self.created_at),
+        }
+    }
+}

@@ -1283,6 +1283,331 @@ impl Store {
         })?;
         Ok(found.map(|(org, key)| (OrgId::from_trusted(org), ApiKeyId::from_trusted(key))))
     }
+
+    // ------------------------------------------------------------ widget sites
+
+    pub async fn insert_site(&self, site: &tidechat_domain::Site) -> Result<(), StoreError> {
+        let row = SiteRow::from_domain(site);
+        with_tx!(self, conn => {
+            let persona_in_org: i64 = personas::table
+                .filter(personas::id.eq(&row.persona_id))
+                .filter(personas::org_id.eq(&row.org_id))
+                .count()
+                .get_result(conn)
+                .await?;
+            if persona_in_org == 0 {
+                return Err(not_in_org("persona"));
+            }
+            diesel::insert_into(sites::table).values(&row).execute(conn).await?;
+            Ok(())
+        })
+    }
+
+    pub async fn get_site(
+        &self,
+        org: &OrgId,
+        id: &tidechat_domain::SiteId,
+    ) -> Result<Option<tidechat_domain::Site>, StoreError> {
+        let row: Option<SiteRow> = with_conn!(self, conn => {
+            sites::table
+                .filter(sites::id.eq(id.as_str()))
+                .filter(sites::org_id.eq(org.as_str()))
+                .select(SiteRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        });
+        row.map(SiteRow::into_domain).transpose()
+    }
+
+    /// The site a public `site_key` names (any organization).
+    pub async fn site_by_key(
+        &self,
+        site_key: &str,
+    ) -> Result<Option<tidechat_domain::Site>, StoreError> {
+        let row: Option<SiteRow> = with_conn!(self, conn => {
+            sites::table
+                .filter(sites::site_key.eq(site_key))
+                .select(SiteRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        });
+        row.map(SiteRow::into_domain).transpose()
+    }
+
+    pub async fn list_sites(&self, org: &OrgId) -> Result<Vec<tidechat_domain::Site>, StoreError> {
+        let rows: Vec<SiteRow> = with_conn!(self, conn => {
+            sites::table
+                .filter(sites::org_id.eq(org.as_str()))
+                .order(sites::id.desc())
+                .select(SiteRow::as_select())
+                .load(conn)
+                .await?
+        });
+        rows.into_iter().map(SiteRow::into_domain).collect()
+    }
+
+    /// Replaces a site's editable fields (name, persona, origins, settings).
+    pub async fn update_site(&self, site: &tidechat_domain::Site) -> Result<bool, StoreError> {
+        let row = SiteRow::from_domain(site);
+        let updated = with_tx!(self, conn => {
+            let persona_in_org: i64 = personas::table
+                .filter(personas::id.eq(&row.persona_id))
+                .filter(personas::org_id.eq(&row.org_id))
+                .count()
+                .get_result(conn)
+                .await?;
+            if persona_in_org == 0 {
+                return Err(not_in_org("persona"));
+            }
+            Ok(diesel::update(sites::table)
+                .filter(sites::id.eq(&row.id))
+                .filter(sites::org_id.eq(&row.org_id))
+                .set((
+                    sites::name.eq(&row.name),
+                    sites::persona_id.eq(&row.persona_id),
+                    sites::allowed_origins.eq(&row.allowed_origins),
+                    sites::settings.eq(&row.settings),
+                    sites::updated_at.eq(row.updated_at),
+                ))
+                .execute(conn)
+                .await?)
+        })?;
+        Ok(updated > 0)
+    }
+
+    /// Whether any site allows `origin` (for CORS preflights, which carry no site key).
+    pub async fn origin_allowed_anywhere(&self, origin: &str) -> Result<bool, StoreError> {
+        let pattern = format!("%\"{}\"%", origin.replace(['%', '_', '\\'], ""));
+        let count: i64 = with_conn!(self, conn => {
+            sites::table
+                .filter(sites::allowed_origins.like(pattern))
+                .count()
+                .get_result(conn)
+                .await?
+        });
+        Ok(count > 0)
+    }
+
+    // ------------------------------------------------------------ widget conversations
+
+    /// The conversation of a site's visitor, with its session.
+    pub async fn widget_conversation(
+        &self,
+        site: &tidechat_domain::SiteId,
+        visitor_key: &str,
+    ) -> Result<Option<(tidechat_domain::WidgetConversation, Session)>, StoreError> {
+        let found: Option<(ConversationRow, SessionRow)> = with_conn!(self, conn => {
+            widget_conversations::table
+                .inner_join(sessions::table.on(sessions::id.eq(widget_conversations::session_id)))
+                .filter(widget_conversations::site_id.eq(site.as_str()))
+                .filter(widget_conversations::visitor_key.eq(visitor_key))
+                .select((ConversationRow::as_select(), SessionRow::as_select()))
+                .first(conn)
+                .await
+                .optional()?
+        });
+        found
+            .map(|(c, s)| Ok((c.into_domain()?, s.into_domain()?)))
+            .transpose()
+    }
+
+    /// A conversation of the organization by its session id.
+    pub async fn widget_conversation_by_session(
+        &self,
+        org: &OrgId,
+        session: &SessionId,
+    ) -> Result<Option<(tidechat_domain::WidgetConversation, Session)>, StoreError> {
+        let found: Option<(ConversationRow, SessionRow)> = with_conn!(self, conn => {
+            widget_conversations::table
+                .inner_join(sessions::table.on(sessions::id.eq(widget_conversations::session_id)))
+                .filter(widget_conversations::session_id.eq(session.as_str()))
+                .filter(widget_conversations::org_id.eq(org.as_str()))
+                .select((ConversationRow::as_select(), SessionRow::as_select()))
+                .first(conn)
+                .await
+                .optional()?
+        });
+        found
+            .map(|(c, s)| Ok((c.into_domain()?, s.into_domain()?)))
+            .transpose()
+    }
+
+    /// Creates a session and its widget conversation in one transaction.
+    /// `Err(Conflict)` when the visitor already has one (a race: re-read).
+    pub async fn create_widget_conversation(
+        &self,
+        session: &Session,
+        conversation: &tidechat_domain::WidgetConversation,
+    ) -> Result<(), StoreError> {
+        let s = SessionRow::from_domain(session);
+        let c = ConversationRow::from_domain(conversation);
+        with_tx!(self, conn => {
+            diesel::insert_into(sessions::table).values(&s).execute(conn).await?;
+            diesel::insert_into(widget_conversations::table).values(&c).execute(conn).await?;
+            Ok(())
+        })
+    }
+
+    /// Saves a conversation's mutable state (mode, contact, rating, block, read mark).
+    pub async fn save_widget_conversation(
+        &self,
+        c: &tidechat_domain::WidgetConversation,
+    ) -> Result<(), StoreError> {
+        let row = ConversationRow::from_domain(c);
+        with_tx!(self, conn => {
+            diesel::update(widget_conversations::table)
+                .filter(widget_conversations::session_id.eq(&row.session_id))
+                .filter(widget_conversations::org_id.eq(&row.org_id))
+                .set((
+                    widget_conversations::mode.eq(&row.mode),
+                    widget_conversations::email.eq(&row.email),
+                    widget_conversations::phone.eq(&row.phone),
+                    widget_conversations::name.eq(&row.name),
+                    widget_conversations::rating.eq(row.rating),
+                    widget_conversations::rating_comment.eq(&row.rating_comment),
+                    widget_conversations::blocked.eq(row.blocked),
+                    widget_conversations::operator_read_seq.eq(row.operator_read_seq),
+                    widget_conversations::updated_at.eq(row.updated_at),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// A site's conversations, most recently updated first (at most `limit`).
+    pub async fn widget_conversations(
+        &self,
+        org: &OrgId,
+        site: &tidechat_domain::SiteId,
+        limit: i64,
+    ) -> Result<Vec<(tidechat_domain::WidgetConversation, Session)>, StoreError> {
+        let rows: Vec<(ConversationRow, SessionRow)> = with_conn!(self, conn => {
+            widget_conversations::table
+                .inner_join(sessions::table.on(sessions::id.eq(widget_conversations::session_id)))
+                .filter(widget_conversations::site_id.eq(site.as_str()))
+                .filter(widget_conversations::org_id.eq(org.as_str()))
+                .order(sessions::last_active_at.desc())
+                .limit(clamp_limit(limit))
+                .select((ConversationRow::as_select(), SessionRow::as_select()))
+                .load(conn)
+                .await?
+        });
+        rows.into_iter()
+            .map(|(c, s)| Ok((c.into_domain()?, s.into_domain()?)))
+            .collect()
+    }
+
+    /// Claims a client message id for a session: true the first time.
+    pub async fn claim_client_message_id(
+        &self,
+        session: &SessionId,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (sid, mid, at) = (session.as_str().to_owned(), id.to_owned(), to_db_ts(at));
+        let inserted = with_tx!(self, conn => {
+            Ok(diesel::insert_into(widget_message_ids::table)
+                .values((
+                    widget_message_ids::session_id.eq(&sid),
+                    widget_message_ids::client_message_id.eq(&mid),
+                    widget_message_ids::created_at.eq(at),
+                ))
+                .on_conflict((widget_message_ids::session_id, widget_message_ids::client_message_id))
+                .do_nothing()
+                .execute(conn)
+                .await?)
+        })?;
+        Ok(inserted == 1)
+    }
+
+    /// Messages of a session with `seq` above `after`, oldest first.
+    pub async fn messages_after_seq(
+        &self,
+        session: &SessionId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Message>, StoreError> {
+        let rows: Vec<MessageRow> = with_conn!(self, conn => {
+            messages::table
+                .filter(messages::session_id.eq(session.as_str()))
+                .filter(messages::seq.gt(after))
+                .order(messages::seq.asc())
+                .limit(clamp_limit(limit))
+                .select(MessageRow::as_select())
+                .load(conn)
+                .await?
+        });
+        rows.into_iter().map(MessageRow::into_domain).collect()
+    }
+
+    // ------------------------------------------------------------ proactive messages
+
+    pub async fn insert_proactive(
+        &self,
+        p: &tidechat_domain::ProactiveMessage,
+    ) -> Result<(), StoreError> {
+        let row = ProactiveRow::from_domain(p);
+        with_tx!(self, conn => {
+            diesel::insert_into(proactive_messages::table).values(&row).execute(conn).await?;
+            Ok(())
+        })
+    }
+
+    pub async fn list_proactive(
+        &self,
+        site: &tidechat_domain::SiteId,
+    ) -> Result<Vec<tidechat_domain::ProactiveMessage>, StoreError> {
+        let rows: Vec<ProactiveRow> = with_conn!(self, conn => {
+            proactive_messages::table
+                .filter(proactive_messages::site_id.eq(site.as_str()))
+                .order(proactive_messages::id.asc())
+                .select(ProactiveRow::as_select())
+                .load(conn)
+                .await?
+        });
+        Ok(rows.into_iter().map(ProactiveRow::into_domain).collect())
+    }
+
+    pub async fn delete_proactive(
+        &self,
+        org: &OrgId,
+        id: &tidechat_domain::ProactiveId,
+    ) -> Result<bool, StoreError> {
+        let deleted = with_tx!(self, conn => {
+            Ok(diesel::delete(proactive_messages::table)
+                .filter(proactive_messages::id.eq(id.as_str()))
+                .filter(proactive_messages::org_id.eq(org.as_str()))
+                .execute(conn)
+                .await?)
+        })?;
+        Ok(deleted > 0)
+    }
+
+    /// Marks a proactive message delivered to a visitor: true the first time.
+    pub async fn deliver_proactive(
+        &self,
+        id: &tidechat_domain::ProactiveId,
+        visitor_key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (pid, key, at) = (id.as_str().to_owned(), visitor_key.to_owned(), to_db_ts(at));
+        let inserted = with_tx!(self, conn => {
+            Ok(diesel::insert_into(proactive_deliveries::table)
+                .values((
+                    proactive_deliveries::proactive_id.eq(&pid),
+                    proactive_deliveries::visitor_key.eq(&key),
+                    proactive_deliveries::delivered_at.eq(at),
+                ))
+                .on_conflict((proactive_deliveries::proactive_id, proactive_deliveries::visitor_key))
+                .do_nothing()
+                .execute(conn)
+                .await?)
+        })?;
+        Ok(inserted == 1)
+    }
 }
 
 #[derive(QueryableByName)]

@@ -79,6 +79,68 @@ diesel::table! {
 }
 
 diesel::table! {
+    sites (id) {
+        id -> Text,
+        org_id -> Text,
+        workspace_id -> Text,
+        persona_id -> Text,
+        site_key -> Text,
+        name -> Text,
+        allowed_origins -> Text,
+        settings -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    widget_conversations (session_id) {
+        session_id -> Text,
+        org_id -> Text,
+        site_id -> Text,
+        visitor_key -> Text,
+        mode -> Text,
+        email -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        name -> Nullable<Text>,
+        rating -> Nullable<BigInt>,
+        rating_comment -> Nullable<Text>,
+        blocked -> Bool,
+        operator_read_seq -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    widget_message_ids (session_id, client_message_id) {
+        session_id -> Text,
+        client_message_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    proactive_messages (id) {
+        id -> Text,
+        org_id -> Text,
+        site_id -> Text,
+        content -> Text,
+        delay_seconds -> BigInt,
+        url_pattern -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    proactive_deliveries (proactive_id, visitor_key) {
+        proactive_id -> Text,
+        visitor_key -> Text,
+        delivered_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     tools (id) {
         id -> Text,
         org_id -> Text,
@@ -204,4 +266,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     tools,
     moderation_records,
     ws_tickets,
+    sites,
+    widget_conversations,
+    widget_message_ids,
+    proactive_messages,
+    proactive_deliveries,
 );

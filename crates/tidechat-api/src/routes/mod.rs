@@ -5,5 +5,7 @@ pub mod keys;
 pub mod limits;
 pub mod personas;
 pub mod sessions;
+pub mod sites;
 pub mod system;
 pub mod tools;
+pub mod widget;

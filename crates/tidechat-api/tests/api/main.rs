@@ -34,6 +34,7 @@ mod limits;
 mod llm;
 mod moderation;
 mod support;
+mod widget;
 
 use std::time::Duration;
 
