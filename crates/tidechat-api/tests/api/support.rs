@@ -237,6 +237,8 @@ impl TestApp {
             workers: 2,
             shutdown_grace: Duration::from_secs(20),
             keep_alive: Duration::from_secs(1),
+            upload_dir: std::env::temp_dir()
+                .join(format!("tidechat-test-uploads-{}", ulid::Ulid::new())),
             ..Default::default()
         };
         let server = tidechat_api::server(engine.clone(), listener, options)
@@ -280,6 +282,8 @@ impl TestApp {
             workers: 2,
             shutdown_grace: Duration::from_secs(20),
             keep_alive: Duration::from_secs(1),
+            upload_dir: std::env::temp_dir()
+                .join(format!("tidechat-test-uploads-{}", ulid::Ulid::new())),
             ..Default::default()
         };
         let server = tidechat_api::server(engine.clone(), listener, options)
@@ -314,6 +318,8 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let options = tidechat_api::ServerOptions {
             limiter,
+            upload_dir: std::env::temp_dir()
+                .join(format!("tidechat-test-uploads-{}", ulid::Ulid::new())),
             ..Default::default()
         };
         let server = tidechat_api::server(engine, listener, options)
@@ -330,6 +336,8 @@ impl TestApp {
         self.base = format!("http://{}", listener.local_addr().expect("addr"));
         let options = tidechat_api::ServerOptions {
             limiter: Some(limiter),
+            upload_dir: std::env::temp_dir()
+                .join(format!("tidechat-test-uploads-{}", ulid::Ulid::new())),
             ..Default::default()
         };
         let server = tidechat_api::server(self.engine.clone(), listener, options)
