@@ -38,7 +38,7 @@ pub use limits::{month_bounds, EffectiveLimits, UsageReport};
 pub use page::{Cursor, Page};
 pub use sessions::{MessageQuery, NewSession, SessionQuery, SessionToken};
 pub use tenants::{CreatedKey, OrgBundle};
-pub use tools::{is_private_address, END_SESSION, FAQ_SEARCH};
+pub use tools::{is_private_address, END_SESSION, FAQ_SEARCH, HANDOFF};
 pub use turn::{Turn, TurnEvent, TurnOutcome, TurnRequest};
 pub use widget::{
     url_matches, ConversationFilter, ConversationView, SiteDraft, WidgetSend, OPERATOR_MODEL,

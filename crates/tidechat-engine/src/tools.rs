@@ -32,6 +32,7 @@ use crate::{Engine, EngineError};
 
 pub const FAQ_SEARCH: &str = "faq_search";
 pub const END_SESSION: &str = "end_session";
+pub const HANDOFF: &str = "handoff_to_operator";
 /// Largest tool result handed to the model.
 const RESULT_MAX_BYTES: usize = 16 * 1024;
 
@@ -97,6 +98,11 @@ fn builtin_spec(name: &str) -> Option<ToolSpec> {
                 "End this conversation when the user is done. No further messages are accepted."
                     .to_owned(),
             parameters: json!({"type": "object", "properties": {}}),
+        }),
+        HANDOFF => Some(ToolSpec {
+            name: HANDOFF.to_owned(),
+            description: "Hand this website chat to a human operator when the visitor asks for a person or you cannot help. Tell the visitor a person will reply here.".to_owned(),
+            parameters: json!({"type": "object", "properties": {"reason": {"type": "string"}}}),
         }),
         _ => None,
     }
@@ -234,6 +240,28 @@ impl Engine {
                 match ended {
                     Ok(Some(_)) => ToolOutcome::ok(json!({"ended": true}).to_string()),
                     Ok(None) | Err(_) => ToolOutcome::error("the session could not be ended"),
+                }
+            }
+            HANDOFF => {
+                let store = &self.inner.store;
+                match store
+                    .widget_conversation_by_session(&ctx.session.org_id, &ctx.session.id)
+                    .await
+                {
+                    Ok(Some((mut conversation, _))) => {
+                        conversation.mode = tidechat_domain::ConversationMode::Operator;
+                        conversation.updated_at = Utc::now();
+                        match store.save_widget_conversation(&conversation).await {
+                            Ok(()) => ToolOutcome::ok(json!({"handedOff": true}).to_string()),
+                            Err(_) => {
+                                ToolOutcome::error("the conversation could not be handed over")
+                            }
+                        }
+                    }
+                    Ok(None) => ToolOutcome::error(
+                        "only website widget conversations can be handed to an operator",
+                    ),
+                    Err(_) => ToolOutcome::error("the conversation could not be handed over"),
                 }
             }
             name => match tools.http.get(name) {

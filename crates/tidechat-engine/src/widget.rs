@@ -405,9 +405,22 @@ impl Engine {
         let extra = lang
             .map(|l| vec![format!("Reply in the language with code `{l}`.")])
             .unwrap_or_default();
+        // An LLM persona may hand the chat to a person itself.
+        let persona = self
+            .inner
+            .store
+            .get_persona(&site.org_id, &site.persona_id)
+            .await?;
+        let tool_names = match persona {
+            Some(p) if p.model_id != tidechat_llm::FAQ_MODEL_ID => {
+                vec![crate::tools::HANDOFF.to_owned()]
+            }
+            _ => Vec::new(),
+        };
         let request = TurnRequest {
             user_text: message.to_owned(),
             extra_guardrails: extra,
+            tool_names,
             ..TurnRequest::default()
         };
         let turn = self.start_turn(&who, session.id.as_str(), request).await?;

@@ -32,6 +32,7 @@ backends!(
     a_slow_first_token_gets_keep_alives,
     faq_search_tool_results_reach_the_model,
     end_session_tool_ends_the_session,
+    the_widget_persona_can_hand_off_to_an_operator,
     http_tools_are_signed_and_their_failures_go_to_the_model,
     tools_inside_the_network_and_unknown_tools_are_refused,
     request_options_reach_the_provider_within_model_limits,
@@ -861,6 +862,47 @@ async fn faq_search_tool_results_reach_the_model(app: TestApp) {
         assert_metered(&messages[2], id, input, output, PRIMARY);
         assert_eq!(messages[2]["messageId"], reply["messageId"]);
     }
+}
+
+/// A widget whose persona is an LLM can hand the chat to a person itself.
+async fn the_widget_persona_can_hand_off_to_an_operator(app: TestApp) {
+    let mock = start_mock();
+    let models =
+        [Model::new("helper", Provider::OpenAi).knobs("tool=handoff_to_operator&chunks=3")];
+    let app = with_models(app, &mock, &models, |_| {}).await;
+    let (status, _) = app
+        .put(
+            &format!("/v1/personas/{}", app.org.persona_id),
+            json!({"name": "Support", "modelId": "helper"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, site) = app.post("/v1/sites", json!({"name": "Shop"})).await;
+    assert_eq!(status, 201);
+    let key = site["siteKey"].as_str().unwrap();
+    let res = app
+        .client
+        .post(app.url("/api/v1/chat/stream"))
+        .json(&json!({"site_key": key, "session_id": "sess_h", "message": "I need a person", "message_id": "x1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("\"type\":\"done\""), "{text} {:?} {:?}", mock.stats(), mock.last_request());
+    let res = app
+        .client
+        .get(app.url(&format!(
+            "/api/v1/chat/operator-messages?site_key={key}&session_id=sess_h"
+        )))
+        .send()
+        .await
+        .unwrap();
+    let poll: Value = res.json().await.unwrap();
+    assert_eq!(
+        poll["mode"], "operator",
+        "the tool switched the conversation: {poll}"
+    );
 }
 
 async fn end_session_tool_ends_the_session(app: TestApp) {
