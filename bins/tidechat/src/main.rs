@@ -133,6 +133,14 @@ struct ServeArgs {
     /// Where widget image uploads are stored.
     #[arg(long, env = "TIDECHAT_UPLOAD_DIR", default_value = "./data/uploads")]
     upload_dir: PathBuf,
+    /// Store widget uploads in this S3-compatible bucket (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
+    #[arg(long, env = "TIDECHAT_UPLOAD_S3_BUCKET")]
+    upload_s3_bucket: Option<String>,
+    /// S3-compatible endpoint (MinIO, R2, …); AWS when unset.
+    #[arg(long, env = "TIDECHAT_UPLOAD_S3_ENDPOINT")]
+    upload_s3_endpoint: Option<String>,
+    #[arg(long, env = "TIDECHAT_UPLOAD_S3_REGION")]
+    upload_s3_region: Option<String>,
     /// WebSocket messages per second per connection.
     #[arg(long, env = "TIDECHAT_WS_MESSAGES_PER_SECOND", default_value_t = 10)]
     ws_messages_per_second: u32,
@@ -425,6 +433,16 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
         limiter: Some(limiter),
         ws_messages_per_second: args.ws_messages_per_second,
         upload_dir: args.upload_dir.clone(),
+        upload_s3: args
+            .upload_s3_bucket
+            .clone()
+            .map(|bucket| tidechat_api::S3Uploads {
+                bucket,
+                endpoint: args.upload_s3_endpoint.clone(),
+                region: args.upload_s3_region.clone(),
+                access_key_id: None,
+                secret_access_key: None,
+            }),
         body_limit: args.body_limit_bytes,
         workers: args.workers,
         shutdown_grace: grace,

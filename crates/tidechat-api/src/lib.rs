@@ -43,8 +43,54 @@ pub struct ServerOptions {
     pub keep_alive: Duration,
     /// WebSocket messages per second per connection (the reference's 10).
     pub ws_messages_per_second: u32,
-    /// Where widget image uploads are stored (local disk).
+    /// Where widget image uploads are stored on local disk (when not on S3).
     pub upload_dir: std::path::PathBuf,
+    /// Store uploads in this S3-compatible bucket instead.
+    pub upload_s3: Option<S3Uploads>,
+}
+
+/// An S3-compatible bucket for widget uploads. Credentials come from the
+/// usual `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` environment variables.
+#[derive(Debug, Clone)]
+pub struct S3Uploads {
+    pub bucket: String,
+    /// For S3-compatible services (MinIO, R2, …): `https://host:port`.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Overrides of the environment's credentials.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+fn upload_store(
+    options: &ServerOptions,
+) -> std::io::Result<std::sync::Arc<dyn object_store::ObjectStore>> {
+    let err = |e: object_store::Error| std::io::Error::other(format!("upload store: {e}"));
+    match &options.upload_s3 {
+        Some(s3) => {
+            let mut builder =
+                object_store::aws::AmazonS3Builder::from_env().with_bucket_name(&s3.bucket);
+            if let Some(endpoint) = &s3.endpoint {
+                builder = builder
+                    .with_endpoint(endpoint)
+                    .with_allow_http(endpoint.starts_with("http://"));
+            }
+            builder =
+                builder.with_region(s3.region.clone().unwrap_or_else(|| "us-east-1".to_owned()));
+            if let (Some(id), Some(secret)) = (&s3.access_key_id, &s3.secret_access_key) {
+                builder = builder
+                    .with_access_key_id(id)
+                    .with_secret_access_key(secret);
+            }
+            Ok(std::sync::Arc::new(builder.build().map_err(err)?))
+        }
+        None => {
+            std::fs::create_dir_all(&options.upload_dir)?;
+            let local = object_store::local::LocalFileSystem::new_with_prefix(&options.upload_dir)
+                .map_err(err)?;
+            Ok(std::sync::Arc::new(local))
+        }
+    }
 }
 
 impl Default for ServerOptions {
@@ -57,6 +103,7 @@ impl Default for ServerOptions {
             keep_alive: Duration::from_secs(15),
             ws_messages_per_second: 10,
             upload_dir: std::path::PathBuf::from("./data/uploads"),
+            upload_s3: None,
         }
     }
 }
@@ -113,6 +160,7 @@ pub async fn server(
             "tidechat must be started inside a Tokio runtime: {e}"
         ))
     })?;
+    let uploads = upload_store(&options)?;
     let limiter = match options.limiter {
         Some(limiter) => limiter,
         None => tidechat_limits::Limiter::new(tidechat_limits::Backend::InProcess)
@@ -129,7 +177,7 @@ pub async fn server(
         limiter,
         ws_limiter,
         ws_messages_per_second: options.ws_messages_per_second,
-        upload_dir: options.upload_dir.clone(),
+        uploads,
     });
     let body_limit = options.body_limit;
     let server = HttpServer::new(move || {
@@ -140,6 +188,12 @@ pub async fn server(
             }))
             .wrap(from_fn(error_envelope))
             .wrap(from_fn(request_id))
+    })
+    // Small SSE frames must leave at once (Nagle + delayed ACKs add ~40 ms).
+    .on_connect(|conn, _| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
     })
     .workers(options.workers.max(1))
     .shutdown_timeout(options.shutdown_grace.as_secs())

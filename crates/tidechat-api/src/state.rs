@@ -19,8 +19,8 @@ pub struct AppState {
     /// Per-connection WebSocket message rates (always in process).
     pub ws_limiter: tidechat_limits::Limiter,
     pub ws_messages_per_second: u32,
-    /// Where widget image uploads are kept.
-    pub upload_dir: std::path::PathBuf,
+    /// Where widget image uploads are kept (local disk or S3).
+    pub uploads: std::sync::Arc<dyn object_store::ObjectStore>,
 }
 
 impl AppState {

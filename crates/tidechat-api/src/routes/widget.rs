@@ -4,8 +4,6 @@
 //! true, …}`; errors are `{"success": false, "error": code, "message"}`.
 //! Browsers get a CORS grant only from the site's allowed origins.
 
-use std::path::{Path, PathBuf};
-
 use actix_multipart::Multipart;
 use actix_web::http::header::{HeaderValue, ORIGIN};
 use actix_web::http::StatusCode;
@@ -303,7 +301,7 @@ pub async fn config(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
             "colors": {"primary": s.primary_color, "background": s.background_color, "text": s.text_color},
             "ask_email": s.ask_email,
         });
-        Ok(ok(&req, &site, body))
+        Ok(ok(req, &site, body))
     })
     .await
 }
@@ -440,13 +438,13 @@ pub async fn history(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
         let visitor = q.session_id.clone().unwrap_or_default();
         let (engine, s) = (state.engine.clone(), site.clone());
         let messages = engine_call(
-            &state,
+            state,
             async move { engine.widget_history(&s, &visitor).await },
         )
         .await?;
         let messages: Vec<Value> = messages.iter().map(message_json).collect();
         Ok(ok(
-            &req,
+            req,
             &site,
             json!({"success": true, "messages": messages}),
         ))
@@ -482,7 +480,7 @@ async fn contact_like(
     let (state, req) = (&state, &req);
     respond(state, req, &key, |site| async move {
         let visitor = required(&map, "session_id")?;
-        abuse_check(&state, &req, &site, "contact", 10).await?;
+        abuse_check(state, req, &site, "contact", 10).await?;
         let email = if email_only {
             Some(required(&map, "email")?)
         } else {
@@ -494,7 +492,7 @@ async fn contact_like(
             (field(&map, "phone"), field(&map, "name"))
         };
         let (engine, s) = (state.engine.clone(), site.clone());
-        engine_call(&state, async move {
+        engine_call(state, async move {
             engine
                 .widget_contact(&s, &visitor, email, phone, name)
                 .await
@@ -505,11 +503,7 @@ async fn contact_like(
         } else {
             "Contact saved"
         };
-        Ok(ok(
-            &req,
-            &site,
-            json!({"success": true, "message": message}),
-        ))
+        Ok(ok(req, &site, json!({"success": true, "message": message})))
     })
     .await
 }
@@ -522,7 +516,7 @@ pub async fn operator_messages(state: web::Data<AppState>, req: HttpRequest) -> 
     respond(state, req, &key, |site| async move {
         let visitor = q.session_id.clone().unwrap_or_default();
         let (engine, s) = (state.engine.clone(), site.clone());
-        let (messages, mode) = engine_call(&state, async move {
+        let (messages, mode) = engine_call(state, async move {
             engine.widget_operator_messages(&s, &visitor).await
         })
         .await?;
@@ -532,7 +526,7 @@ pub async fn operator_messages(state: web::Data<AppState>, req: HttpRequest) -> 
             ConversationMode::Operator => "operator",
         };
         Ok(ok(
-            &req,
+            req,
             &site,
             json!({"success": true, "messages": messages, "mode": mode}),
         ))
@@ -549,15 +543,11 @@ pub async fn block_status(state: web::Data<AppState>, req: HttpRequest) -> HttpR
         let visitor = q.session_id.clone().unwrap_or_default();
         let (engine, s) = (state.engine.clone(), site.clone());
         let blocked = engine_call(
-            &state,
+            state,
             async move { engine.widget_blocked(&s, &visitor).await },
         )
         .await?;
-        Ok(ok(
-            &req,
-            &site,
-            json!({"success": true, "blocked": blocked}),
-        ))
+        Ok(ok(req, &site, json!({"success": true, "blocked": blocked})))
     })
     .await
 }
@@ -571,12 +561,12 @@ pub async fn pending_proactive(state: web::Data<AppState>, req: HttpRequest) -> 
         let visitor = q.session_id.clone().unwrap_or_default();
         let url = q.url.clone().unwrap_or_default();
         let (engine, s) = (state.engine.clone(), site.clone());
-        let messages = engine_call(&state, async move { engine.widget_proactive(&s, &visitor, &url).await }).await?;
+        let messages = engine_call(state, async move { engine.widget_proactive(&s, &visitor, &url).await }).await?;
         let messages: Vec<Value> = messages
             .iter()
             .map(|p| json!({"id": p.id.as_str(), "content": p.content, "delay_seconds": p.delay_seconds}))
             .collect();
-        Ok(ok(&req, &site, json!({"success": true, "messages": messages})))
+        Ok(ok(req, &site, json!({"success": true, "messages": messages})))
     })
     .await
 }
@@ -599,11 +589,11 @@ pub async fn rate(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
             )
         })?;
         let (engine, s) = (state.engine.clone(), site.clone());
-        engine_call(&state, async move {
+        engine_call(state, async move {
             engine.widget_rate(&s, &visitor, score).await
         })
         .await?;
-        Ok(ok(&req, &site, json!({"success": true})))
+        Ok(ok(req, &site, json!({"success": true})))
     })
     .await
 }
@@ -624,11 +614,11 @@ pub async fn rate_comment(
         let visitor = required(&map, "session_id")?;
         let comment = required(&map, "comment")?;
         let (engine, s) = (state.engine.clone(), site.clone());
-        engine_call(&state, async move {
+        engine_call(state, async move {
             engine.widget_rate_comment(&s, &visitor, &comment).await
         })
         .await?;
-        Ok(ok(&req, &site, json!({"success": true})))
+        Ok(ok(req, &site, json!({"success": true})))
     })
     .await
 }
@@ -698,7 +688,7 @@ pub async fn upload_image(
             ),
         );
     }
-    let dir = state.upload_dir.clone();
+    let uploads = state.uploads.clone();
     let (state, req) = (&state, &req);
     respond(state, req, &site_key, |site| async move {
         if too_large {
@@ -709,7 +699,7 @@ pub async fn upload_image(
             ));
         }
         let (engine, s, v) = (state.engine.clone(), site.clone(), visitor.clone());
-        if engine_call(&state, async move { engine.widget_blocked(&s, &v).await }).await? {
+        if engine_call(state, async move { engine.widget_blocked(&s, &v).await }).await? {
             return Err(WidgetError::new(
                 StatusCode::FORBIDDEN,
                 "blocked",
@@ -723,7 +713,7 @@ pub async fn upload_image(
                 "`session_id` is required",
             ));
         }
-        abuse_check(&state, &req, &site, "upload", 10).await?;
+        abuse_check(state, req, &site, "upload", 10).await?;
         let image = image.ok_or_else(|| {
             WidgetError::new(
                 StatusCode::BAD_REQUEST,
@@ -742,12 +732,18 @@ pub async fn upload_image(
             "{}.{ext}",
             ulid::Ulid::new().to_string().to_ascii_lowercase()
         );
-        let path = dir.join(&name);
-        let stored = async {
-            tokio::fs::create_dir_all(&dir).await?;
-            tokio::fs::write(&path, &image).await
+        let location = object_store::path::Path::from(name.as_str());
+        let put = async move {
+            uploads
+                .put(&location, object_store::PutPayload::from(image))
+                .await
         };
-        if let Err(e) = stored.await {
+        let stored = state.runtime.spawn(put).await;
+        if let Some(e) = match stored {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        } {
             tracing::error!(error = %e, "could not store an upload");
             return Err(WidgetError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -757,12 +753,12 @@ pub async fn upload_image(
         }
         let info = req.connection_info();
         let url = format!("{}://{}/uploads/{name}", info.scheme(), info.host());
-        Ok(ok(&req, &site, json!({"success": true, "url": url})))
+        Ok(ok(req, &site, json!({"success": true, "url": url})))
     })
     .await
 }
 
-fn upload_path(dir: &Path, name: &str) -> Option<(PathBuf, &'static str)> {
+fn upload_type(name: &str) -> Option<&'static str> {
     let (stem, ext) = name.rsplit_once('.')?;
     let content_type = match ext {
         "png" => "image/png",
@@ -771,22 +767,26 @@ fn upload_path(dir: &Path, name: &str) -> Option<(PathBuf, &'static str)> {
         "webp" => "image/webp",
         _ => return None,
     };
-    (stem.len() == 26 && stem.chars().all(|c| c.is_ascii_alphanumeric()))
-        .then(|| (dir.join(name), content_type))
+    (stem.len() == 26 && stem.chars().all(|c| c.is_ascii_alphanumeric())).then_some(content_type)
 }
 
 /// `GET /uploads/{name}` — uploaded images.
 pub async fn uploaded(state: web::Data<AppState>, name: web::Path<String>) -> HttpResponse {
-    let Some((path, content_type)) = upload_path(&state.upload_dir, &name) else {
+    let Some(content_type) = upload_type(&name) else {
         return HttpResponse::NotFound().json(json!({"success": false, "error": "not_found"}));
     };
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => HttpResponse::Ok()
+    let uploads = state.uploads.clone();
+    let location = object_store::path::Path::from(name.as_str());
+    let read = state
+        .runtime
+        .spawn(async move { uploads.get(&location).await?.bytes().await });
+    match read.await {
+        Ok(Ok(bytes)) => HttpResponse::Ok()
             .content_type(content_type)
             .insert_header(("Cache-Control", "public, max-age=31536000, immutable"))
             .insert_header(("X-Content-Type-Options", "nosniff"))
             .body(bytes),
-        Err(_) => HttpResponse::NotFound().json(json!({"success": false, "error": "not_found"})),
+        _ => HttpResponse::NotFound().json(json!({"success": false, "error": "not_found"})),
     }
 }
 

@@ -889,7 +889,12 @@ async fn the_widget_persona_can_hand_off_to_an_operator(app: TestApp) {
         .unwrap();
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
-    assert!(text.contains("\"type\":\"done\""), "{text} {:?} {:?}", mock.stats(), mock.last_request());
+    assert!(
+        text.contains("\"type\":\"done\""),
+        "{text} {:?} {:?}",
+        mock.stats(),
+        mock.last_request()
+    );
     let res = app
         .client
         .get(app.url(&format!(

@@ -329,6 +329,23 @@ impl TestApp {
         base
     }
 
+    /// Restarts this app's server (same engine) storing uploads in S3.
+    pub async fn use_s3_uploads(mut self, s3: tidechat_api::S3Uploads) -> Self {
+        self.server.stop(true).await;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        self.base = format!("http://{}", listener.local_addr().expect("addr"));
+        let options = tidechat_api::ServerOptions {
+            upload_s3: Some(s3),
+            ..Default::default()
+        };
+        let server = tidechat_api::server(self.engine.clone(), listener, options)
+            .await
+            .expect("server");
+        self.server = server.handle();
+        tokio::spawn(server);
+        self
+    }
+
     /// Restarts this app's server (same engine) with `limiter`.
     pub async fn use_limiter(mut self, limiter: tidechat_limits::Limiter) -> Self {
         self.server.stop(true).await;

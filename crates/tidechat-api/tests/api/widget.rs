@@ -561,3 +561,50 @@ async fn contact_updates_are_rate_limited(app: TestApp) {
     assert!(codes[..10].iter().all(|(s, _)| *s == 200), "{codes:?}");
     assert_eq!(codes[10], (429, Some("rate_limited".to_owned())));
 }
+
+/// With an S3-compatible bucket, uploads go there and are served back the
+/// same way (runs when `TIDECHAT_TEST_S3_URL` points at one, e.g. moto).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_can_live_in_s3() {
+    let Ok(endpoint) = std::env::var("TIDECHAT_TEST_S3_URL") else {
+        eprintln!("skipped: TIDECHAT_TEST_S3_URL is not set");
+        return;
+    };
+    let bucket = format!(
+        "tidechat-test-{}",
+        ulid::Ulid::new().to_string().to_ascii_lowercase()
+    );
+    let created = reqwest::Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        created.status().is_success(),
+        "create bucket: {}",
+        created.status()
+    );
+    let s3 = tidechat_api::S3Uploads {
+        bucket: bucket.clone(),
+        endpoint: Some(endpoint.clone()),
+        region: Some("us-east-1".into()),
+        access_key_id: Some("test".into()),
+        secret_access_key: Some("test".into()),
+    };
+    let app = TestApp::sqlite().await.use_s3_uploads(s3).await;
+    let (_, key) = site(&app).await;
+    let (status, body) = upload(&app, &key, "cat.png", png()).await;
+    assert_eq!(status, 200, "{body}");
+    let url = body["url"].as_str().unwrap();
+    // Served back from the bucket (the app has no local upload store).
+    let served = app.client.get(url).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.bytes().await.unwrap().to_vec(), png());
+    let missing = app
+        .client
+        .get(app.url("/uploads/01jd3x8y6q1v0w2r7k9m4n5p6t.png"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
