@@ -30,3 +30,16 @@ openapi:
 # Everything CI runs.
 ci:
     bash .ci/run
+
+# Benchmarks, short run (under 5 minutes once built): rewrites the service tables in
+# docs/benchmarks.md, raw JSON in target/bench/. Publish only runs made on an idle machine.
+bench:
+    cargo build --release -p tidechat -p tidechat-bench
+    bash bench/litellm-install.sh
+    ulimit -n "$(ulimit -Hn)" && target/release/tidechat-bench run --profile quick --perf
+
+# Benchmarks, full run (about 25 minutes; 1M-message history, 10k streams, perf profiles).
+bench-full:
+    cargo build --release -p tidechat -p tidechat-bench
+    bash bench/litellm-install.sh
+    ulimit -n "$(ulimit -Hn)" && target/release/tidechat-bench run --profile full --perf
