@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde_json::{Map, Value};
 use tidechat_domain::{validate, Message, MessageId, Session, SessionId, SessionStatus};
-use tidechat_store::{PageRequest, SessionFilter, SortOrder};
+use tidechat_store::SortOrder;
 
 use crate::auth::{generate_signing_secret, hash_api_key, Principal, PrincipalKind};
 use crate::sessions::NewSession;
@@ -77,29 +77,6 @@ impl Engine {
                 false
             }
         }
-    }
-
-    /// The user's chats in the tenant, newest first (at most 200).
-    pub async fn user_chats(
-        &self,
-        who: &Principal,
-        user_id: &str,
-    ) -> Result<Vec<Session>, EngineError> {
-        who.require_api_key()?;
-        validate::required_text("user_id", user_id, validate::USER_ID_MAX_CHARS)?;
-        let filter = SessionFilter {
-            user_id: Some(user_id.to_owned()),
-            status: None,
-        };
-        let page = PageRequest {
-            limit: validate::PAGE_LIMIT_MAX,
-            after_id: None,
-        };
-        Ok(self
-            .inner
-            .store
-            .list_sessions(&who.org_id, &filter, &page)
-            .await?)
     }
 
     /// Deletes a chat and its messages; later reads are 404.

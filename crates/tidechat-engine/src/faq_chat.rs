@@ -58,10 +58,14 @@ impl Engine {
             .ok_or_else(|| EngineError::Internal("the default persona is missing".to_owned()))?;
         let model = self.model(&persona.model_id)?;
 
-        if let Some(user) = &req.user_id {
-            if let Err(e) = store.touch_end_user(&who.org_id, user, Utc::now()).await {
-                tracing::warn!(error = ?e, "could not record the end user; answering anyway");
-            }
+        // The user record is written beside the answer, never in front of it.
+        if let Some(user) = req.user_id.clone() {
+            let (store, org) = (store.clone(), who.org_id.clone());
+            tokio::spawn(async move {
+                if let Err(e) = store.touch_end_user(&org, &user, Utc::now()).await {
+                    tracing::warn!(error = ?e, "could not record the end user; answering anyway");
+                }
+            });
         }
         let session = match &req.session_key {
             Some(key) => {
@@ -191,7 +195,8 @@ impl Engine {
             .ok_or(EngineError::NotFound("organization"))
     }
 
-    /// A user's sessions in the tenant, newest first (at most 200).
+    /// A user's sessions (chats) in the tenant, newest first (at most 200):
+    /// the FAQ chat history and the chats REST list.
     pub async fn user_sessions(
         &self,
         who: &Principal,

@@ -268,7 +268,7 @@ pub async fn user_chats(
 ) -> Result<HttpResponse> {
     let who = authenticate(&state, &req).await?;
     let chats = state
-        .run(move |e| async move { e.user_chats(&who, &user_id).await })
+        .run(move |e| async move { e.user_sessions(&who, &user_id).await })
         .await?;
     Ok(HttpResponse::Ok().json(ChatList {
         chats: chats.into_iter().map(ChatDto::from).collect(),
