@@ -363,6 +363,10 @@ impl Engine {
             return Err(EngineError::Forbidden("this visitor is blocked"));
         }
         let claimed_at = Utc::now();
+        // The one write in front of the first token on this surface, on
+        // purpose: claiming the id first is what makes two racing retries
+        // produce one answer. (A visitor's first message also creates the
+        // conversation here; every other write runs beside the model call.)
         if let Some(id) = message_id.filter(|m| !m.is_empty()) {
             validate::required_text("message_id", id, 128)?;
             if !self
