@@ -29,10 +29,14 @@ impl AppState {
     /// denial is `rate_limited` (429) or `service_unavailable` (503) when the
     /// shared limit store cannot be asked and the server fails closed.
     pub async fn check_rate(&self, who: &Principal) -> Result<RateDecision, ApiError> {
-        let limits = {
-            let who = who.clone();
-            self.run(move |e| async move { e.effective_limits(&who).await })
-                .await?
+        // Keys carry their limits (read with the key); tokens read them.
+        let limits = match who.limits {
+            Some(pair) => self.engine.effective_limits_of(pair),
+            None => {
+                let who = who.clone();
+                self.run(move |e| async move { e.effective_limits(&who).await })
+                    .await?
+            }
         };
         let org_bucket = format!("org:{}", who.org_id);
         let key_bucket = who.billing_key.as_ref().map(|k| format!("key:{k}"));

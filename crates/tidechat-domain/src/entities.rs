@@ -294,6 +294,14 @@ pub struct Limits {
     pub monthly_cost_usd_micros: Option<i64>,
 }
 
+/// The limits that apply to one caller: those set on its organization and
+/// those set on its API key (all `None` for a key without its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LimitsPair {
+    pub org: Limits,
+    pub key: Limits,
+}
+
 /// A tool an organization exposes to its models: tidechat POSTs the call's
 /// arguments, signed with `secret`, to `url`.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tidechat_domain::{ApiKeyId, KeyScope, OrgId, SessionId, WorkspaceId};
+use tidechat_domain::{ApiKeyId, KeyScope, LimitsPair, OrgId, SessionId, WorkspaceId};
 
 use crate::EngineError;
 
@@ -28,6 +28,10 @@ pub struct Principal {
     /// The key usage is billed to: the API key itself, or the key that
     /// minted the session token.
     pub billing_key: Option<ApiKeyId>,
+    /// The limits of the organization and of the billed key, when they were
+    /// read together with the credential (API keys); `None` = read them when
+    /// needed.
+    pub limits: Option<LimitsPair>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -186,6 +190,7 @@ impl SessionTokens {
                 Some(key) => Some(ApiKeyId::parse(&key).map_err(|_| invalid())?),
                 None => None,
             },
+            limits: None,
         })
     }
 }

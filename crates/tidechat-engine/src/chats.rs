@@ -228,6 +228,7 @@ impl Engine {
             scope: key.scope,
             billing_key: Some(key.id.clone()),
             kind: PrincipalKind::ApiKey(key.id),
+            limits: None,
         })
     }
 }

@@ -4,7 +4,7 @@
 //! usage from the stored messages.
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
-use tidechat_domain::{ApiKeyId, Limits, OrgId};
+use tidechat_domain::{ApiKeyId, Limits, LimitsPair, OrgId};
 use tidechat_store::{UsageGroup, UsageRow};
 
 use crate::auth::Principal;
@@ -62,14 +62,13 @@ pub fn month_bounds(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
 impl Engine {
     /// The request-rate and stream limits of a caller.
     pub async fn effective_limits(&self, who: &Principal) -> Result<EffectiveLimits, EngineError> {
-        let store = &self.inner.store;
-        let org = store.get_limits(&who.org_id, None).await?;
-        let key = match &who.billing_key {
-            Some(k) => store.get_limits(&who.org_id, Some(k)).await?,
-            None => Limits::default(),
-        };
+        Ok(self.effective_limits_of(self.limits_pair(who).await?))
+    }
+
+    /// The limits in force for a caller whose [`LimitsPair`] is known.
+    pub fn effective_limits_of(&self, LimitsPair { org, key }: LimitsPair) -> EffectiveLimits {
         let config = &self.inner.config;
-        Ok(EffectiveLimits {
+        EffectiveLimits {
             org_requests_per_minute: org
                 .requests_per_minute
                 .map(clamp_u32)
@@ -79,6 +78,22 @@ impl Engine {
                 .max_concurrent_streams
                 .map(clamp_u32)
                 .unwrap_or(config.default_max_concurrent_streams),
+        }
+    }
+
+    /// The limits of the caller's organization and billed key: read with the
+    /// credential when it was an API key, else from the store.
+    pub(crate) async fn limits_pair(&self, who: &Principal) -> Result<LimitsPair, EngineError> {
+        if let Some(pair) = who.limits {
+            return Ok(pair);
+        }
+        let store = &self.inner.store;
+        Ok(LimitsPair {
+            org: store.get_limits(&who.org_id, None).await?,
+            key: match &who.billing_key {
+                Some(k) => store.get_limits(&who.org_id, Some(k)).await?,
+                None => Limits::default(),
+            },
         })
     }
 
@@ -90,12 +105,13 @@ impl Engine {
         let now = Utc::now();
         let (month, next_month) = month_bounds(now);
         let retry_after_secs = u64::try_from((next_month - now).num_seconds().max(1)).unwrap_or(1);
-        let mut scopes: Vec<(Option<&ApiKeyId>, &str)> = vec![(None, "organization")];
+        let pair = self.limits_pair(who).await?;
+        let mut scopes: Vec<(Option<&ApiKeyId>, Limits, &str)> =
+            vec![(None, pair.org, "organization")];
         if let Some(key) = &who.billing_key {
-            scopes.push((Some(key), "API key"));
+            scopes.push((Some(key), pair.key, "API key"));
         }
-        for (key, what) in scopes {
-            let limits = store.get_limits(&who.org_id, key).await?;
+        for (key, limits, what) in scopes {
             if limits.monthly_tokens.is_none() && limits.monthly_cost_usd_micros.is_none() {
                 continue;
             }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde_json::{Map, Value};
-use tidechat_domain::{validate, Message, PersonaId, Session, SessionId, SessionStatus};
+use tidechat_domain::{validate, Message, Persona, PersonaId, Session, SessionId, SessionStatus};
 use tidechat_store::{MessagePage, PageRequest, SessionFilter, SortOrder};
 
 use crate::auth::{hash_api_key, Principal, PrincipalKind, API_KEY_PREFIX};
@@ -59,10 +59,10 @@ impl Engine {
             }
             return Ok(principal);
         }
-        let key = self
+        let (key, limits) = self
             .inner
             .store
-            .find_api_key_by_hash(&hash_api_key(credential))
+            .find_api_key_with_limits(&hash_api_key(credential))
             .await?
             .ok_or(EngineError::Unauthenticated("invalid API key"))?;
         if key.revoked_at.is_some() {
@@ -76,6 +76,7 @@ impl Engine {
             scope: key.scope,
             billing_key: Some(key.id.clone()),
             kind: PrincipalKind::ApiKey(key.id),
+            limits: Some(limits),
         })
     }
 
@@ -155,6 +156,26 @@ impl Engine {
             .get_session(&who.org_id, &id)
             .await?
             .ok_or(EngineError::NotFound("session"))
+    }
+
+    /// [`Self::get_session`] with the session's persona (one statement).
+    pub(crate) async fn get_session_with_persona(
+        &self,
+        who: &Principal,
+        id: &str,
+    ) -> Result<(Session, Persona), EngineError> {
+        let id = SessionId::parse(id).map_err(|_| EngineError::NotFound("session"))?;
+        who.require_session(&id)?;
+        let (session, persona) = self
+            .inner
+            .store
+            .get_session_with_persona(&who.org_id, &id)
+            .await?
+            .ok_or(EngineError::NotFound("session"))?;
+        let persona = persona.ok_or_else(|| {
+            EngineError::Internal(format!("session {} has no persona", session.id))
+        })?;
+        Ok((session, persona))
     }
 
     pub async fn list_sessions(

@@ -290,19 +290,13 @@ impl Engine {
             self.model(id)?;
         }
 
-        let session = self.get_session(who, session).await?;
+        let (session, persona) = self.get_session_with_persona(who, session).await?;
         if session.status != SessionStatus::Active {
             return Err(EngineError::SessionNotActive(session.status));
         }
         let tools = self.resolve_tools(&who.org_id, &req.tool_names).await?;
         self.check_quota(who).await?;
         let store = &self.inner.store;
-        let persona = store
-            .get_persona(&session.org_id, &session.persona_id)
-            .await?
-            .ok_or_else(|| {
-                EngineError::Internal(format!("session {} has no persona", session.id))
-            })?;
         let model_id = req
             .model_id
             .clone()

@@ -338,6 +338,7 @@ impl Engine {
             kind: PrincipalKind::SessionToken(session.clone()),
             scope: KeyScope::Chat,
             billing_key: None,
+            limits: None,
         }
     }
 

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Timestamp;
 use diesel_async::RunQueryDsl;
 use tidechat_domain::{
-    ApiKey, ApiKeyId, FaqDraft, FaqEntry, FaqId, Message, OrgId, Organization, Persona,
+    ApiKey, ApiKeyId, FaqDraft, LimitsPair, FaqEntry, FaqId, Message, OrgId, Organization, Persona,
     PersonaDraft, PersonaId, Session, SessionId, SessionStatus, Workspace, WorkspaceId,
 };
 
@@ -151,7 +151,73 @@ impl Store {
         Ok(row.map(ApiKeyRow::into_domain))
     }
 
-    /// All keys of the organization, newest first.
+    /// The key with this hash together with the limits set on its
+    /// organization and on the key itself, in one statement: every request
+    /// authenticated by key needs all three (rate limits, quotas).
+    pub async fn find_api_key_with_limits(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<(ApiKey, LimitsPair)>, StoreError> {
+        let (org_l, key_l) = diesel::alias!(limits as org_l, limits as key_l);
+        type Cols = (Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+        let row: Option<(ApiKeyRow, Option<Cols>, Option<Cols>)> = with_conn!(self, conn => {
+            api_keys::table
+                .left_join(
+                    org_l.on(org_l
+                        .field(limits::org_id)
+                        .eq(api_keys::org_id)
+                        .and(org_l.field(limits::api_key_id).eq(""))),
+                )
+                .left_join(
+                    key_l.on(key_l
+                        .field(limits::org_id)
+                        .eq(api_keys::org_id)
+                        .and(key_l.field(limits::api_key_id).eq(api_keys::id))),
+                )
+                .filter(api_keys::key_hash.eq(key_hash))
+                .select((
+                    ApiKeyRow::as_select(),
+                    org_l
+                        .fields((
+                            limits::requests_per_minute,
+                            limits::max_concurrent_streams,
+                            limits::monthly_tokens,
+                            limits::monthly_cost_usd_micros,
+                        ))
+                        .nullable(),
+                    key_l
+                        .fields((
+                            limits::requests_per_minute,
+                            limits::max_concurrent_streams,
+                            limits::monthly_tokens,
+                            limits::monthly_cost_usd_micros,
+                        ))
+                        .nullable(),
+                ))
+                .first(conn)
+                .await
+                .optional()?
+        });
+        let limits = |c: Option<Cols>| {
+            c.map(|(rpm, streams, tokens, cost)| tidechat_domain::Limits {
+                requests_per_minute: rpm,
+                max_concurrent_streams: streams,
+                monthly_tokens: tokens,
+                monthly_cost_usd_micros: cost,
+            })
+            .unwrap_or_default()
+        };
+        Ok(row.map(|(key, org, own)| {
+            (
+                key.into_domain(),
+                LimitsPair {
+                    org: limits(org),
+                    key: limits(own),
+                },
+            )
+        }))
+    }
+
     /// One key of the organization (revoked ones too).
     pub async fn get_api_key(
         &self,
@@ -385,6 +451,36 @@ impl Store {
         row.map(SessionRow::into_domain).transpose()
     }
 
+    /// A session of the organization with its persona, in one statement
+    /// (every turn needs both). The persona is `None` only if it is gone.
+    pub async fn get_session_with_persona(
+        &self,
+        org: &OrgId,
+        id: &SessionId,
+    ) -> Result<Option<(Session, Option<Persona>)>, StoreError> {
+        let row: Option<(SessionRow, Option<PersonaRow>)> = with_conn!(self, conn => {
+            sessions::table
+                .left_join(
+                    personas::table.on(personas::id
+                        .eq(sessions::persona_id)
+                        .and(personas::org_id.eq(sessions::org_id))),
+                )
+                .filter(sessions::id.eq(id.as_str()))
+                .filter(sessions::org_id.eq(org.as_str()))
+                .select((SessionRow::as_select(), Option::<PersonaRow>::as_select()))
+                .first(conn)
+                .await
+                .optional()?
+        });
+        match row {
+            None => Ok(None),
+            Some((session, persona)) => Ok(Some((
+                session.into_domain()?,
+                persona.map(PersonaRow::into_domain).transpose()?,
+            ))),
+        }
+    }
+
     pub async fn list_sessions(
         &self,
         org: &OrgId,
@@ -477,8 +573,13 @@ impl Store {
         let oid = msg.org_id.as_str();
         let (m, s): (MessageRow, SessionRow) = with_tx!(self, conn => {
             // The write goes first: it takes the row lock (PostgreSQL) that
-            // serialises concurrent appends to this session.
-            let next: Option<i64> = diesel::update(
+            // serialises concurrent appends to this session. It also folds
+            // the reply's drift into the session's running average and
+            // returns the updated session: one statement, no read-back.
+            let apply_drift = msg.drift_alpha.is_some();
+            let alpha = msg.drift_alpha.unwrap_or(0.0);
+            let score = msg.drift_score;
+            let s: Option<SessionRow> = diesel::update(
                 sessions::table
                     .filter(sessions::id.eq(sid))
                     .filter(sessions::org_id.eq(oid)),
@@ -496,30 +597,33 @@ impl Store {
                 sessions::input_tokens.eq(sessions::input_tokens + d_in),
                 sessions::output_tokens.eq(sessions::output_tokens + d_out),
                 sessions::cost_usd_micros.eq(sessions::cost_usd_micros + d_cost),
+                sessions::drift_ewma.eq(
+                    case_when(
+                        apply_drift.into_sql::<diesel::sql_types::Bool>().and(sessions::drift_ewma.is_null()),
+                        score.into_sql::<diesel::sql_types::Double>().nullable(),
+                    )
+                    .when(
+                        apply_drift.into_sql::<diesel::sql_types::Bool>(),
+                        (sessions::drift_ewma * (1.0 - alpha) + alpha * score).nullable(),
+                    )
+                    .otherwise(sessions::drift_ewma),
+                ),
             ))
-            .returning(sessions::next_seq)
+            .returning(SessionRow::as_returning())
             .get_result(conn)
             .await
             .optional()?;
-            let Some(next) = next else {
+            let Some(s) = s else {
                 return Err(StoreError::NotFound);
             };
-            if let Some(alpha) = msg.drift_alpha {
-                let score = msg.drift_score;
-                diesel::update(sessions::table.filter(sessions::id.eq(sid)))
-                    .set(sessions::drift_ewma.eq(
-                        case_when(sessions::drift_ewma.is_null(), score.into_sql::<diesel::sql_types::Double>().nullable())
-                            .otherwise((sessions::drift_ewma * (1.0 - alpha) + alpha * score).nullable()),
-                    ))
-                    .execute(conn)
-                    .await?;
-            }
-            let row = MessageRow::from_new(msg, next - 1);
+            let row = MessageRow::from_new(msg, s.next_seq - 1);
             let m: MessageRow = diesel::insert_into(messages::table)
                 .values(&row)
                 .returning(MessageRow::as_returning())
                 .get_result(conn)
                 .await?;
+            // Usually none (a finding per rule hit). One statement each:
+            // diesel_async's SQLite connection has no multi-row insert.
             for (i, record) in msg.moderation.iter().enumerate() {
                 let record = ModerationRow {
                     id: i64::try_from(i).unwrap_or(i64::MAX),
@@ -533,11 +637,6 @@ impl Store {
                 };
                 diesel::insert_into(moderation_records::table).values(&record).execute(conn).await?;
             }
-            let s: SessionRow = sessions::table
-                .find(sid)
-                .select(SessionRow::as_select())
-                .first(conn)
-                .await?;
             Ok((m, s))
         })?;
         Ok((m.into_domain()?, s.into_domain()?))
