@@ -15,17 +15,21 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use crate::normalize::normalize_term;
 
-/// One lexicon entry after folding.
-#[derive(Debug, Clone)]
+/// One lexicon entry after folding. Kept small (16 bytes): the built-in
+/// lexicon has ~94,000 of them, resident for the life of the process.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Entry {
-    pub(crate) category: &'static str,
+    /// Index into [`PhraseSet::categories`].
+    category: u8,
     /// Caller-defined (the guardrail index for `block-terms:`).
-    pub(crate) tag: usize,
-    /// The expansion as written (before folding), used as the finding's rule.
-    pub(crate) phrase: String,
+    tag: u32,
+    /// The expansion as written (before folding), used as the finding's
+    /// rule: a range of [`PhraseSet::phrases`].
+    phrase_start: u32,
+    phrase_len: u16,
     /// No word boundary needed at the start / at the end.
-    pub(crate) open_start: bool,
-    pub(crate) open_end: bool,
+    open_start: bool,
+    open_end: bool,
 }
 
 /// A lexicon hit on folded text.
@@ -40,7 +44,11 @@ pub(crate) struct Hit {
 #[derive(Debug)]
 pub(crate) struct PhraseSet {
     automaton: Option<AhoCorasick>,
-    pub(crate) entries: Vec<Entry>,
+    entries: Vec<Entry>,
+    /// Every entry's phrase as written, back to back.
+    phrases: String,
+    /// The distinct categories (an entry holds an index).
+    categories: Vec<&'static str>,
     /// Longest folded pattern in bytes.
     pub(crate) max_len: usize,
 }
@@ -59,6 +67,8 @@ impl PhraseSet {
     pub(crate) fn build(items: Vec<(&'static str, usize, String)>) -> Self {
         let mut patterns: Vec<String> = Vec::with_capacity(items.len() * 2);
         let mut entries = Vec::with_capacity(items.len() * 2);
+        let mut phrases = String::new();
+        let mut categories: Vec<&'static str> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (category, tag, phrase) in items {
             let (body, prefix) = match phrase.strip_suffix('*') {
@@ -69,27 +79,50 @@ impl PhraseSet {
             if folded.is_empty() {
                 continue;
             }
+            let (Ok(tag), Ok(phrase_len)) = (u32::try_from(tag), u16::try_from(body.len())) else {
+                continue;
+            };
             let mut forms = vec![folded.clone()];
             let squashed: String = folded.chars().filter(|c| *c != ' ').collect();
             if squashed != folded && !folded.chars().any(is_hangul) {
                 forms.push(squashed);
             }
+            let cat = match categories.iter().position(|c| *c == category) {
+                Some(i) => i,
+                None => {
+                    categories.push(category);
+                    categories.len() - 1
+                }
+            };
+            let Ok(cat) = u8::try_from(cat) else {
+                continue;
+            };
+            let mut phrase_start = None;
             for form in forms {
                 if !seen.insert((category, tag, form.clone())) {
                     continue;
                 }
-                let open_start = form.chars().next().is_some_and(is_hangul);
-                let open_end = prefix || form.chars().next_back().is_some_and(is_hangul);
+                // The forms of one phrase share its text.
+                let start = *phrase_start.get_or_insert_with(|| {
+                    phrases.push_str(body);
+                    phrases.len() - body.len()
+                });
+                let Ok(start) = u32::try_from(start) else {
+                    continue;
+                };
                 entries.push(Entry {
-                    category,
+                    category: cat,
                     tag,
-                    phrase: body.to_owned(),
-                    open_start,
-                    open_end,
+                    phrase_start: start,
+                    phrase_len,
+                    open_start: form.chars().next().is_some_and(is_hangul),
+                    open_end: prefix || form.chars().next_back().is_some_and(is_hangul),
                 });
                 patterns.push(form);
             }
         }
+        entries.shrink_to_fit();
+        phrases.shrink_to_fit();
         let max_len = patterns.iter().map(String::len).max().unwrap_or(0);
         let automaton = if patterns.is_empty() {
             None
@@ -103,8 +136,27 @@ impl PhraseSet {
         Self {
             automaton,
             entries,
+            phrases,
+            categories,
             max_len,
         }
+    }
+
+    /// The category of entry `i`.
+    pub(crate) fn category(&self, i: usize) -> &'static str {
+        self.categories[usize::from(self.entries[i].category)]
+    }
+
+    /// Entry `i`'s phrase as written.
+    pub(crate) fn phrase(&self, i: usize) -> &str {
+        let e = self.entries[i];
+        let start = e.phrase_start as usize;
+        &self.phrases[start..start + usize::from(e.phrase_len)]
+    }
+
+    /// The caller's tag of entry `i`.
+    pub(crate) fn tag(&self, i: usize) -> usize {
+        self.entries[i].tag as usize
     }
 
     /// All hits in folded `text` that satisfy the boundary rules. With

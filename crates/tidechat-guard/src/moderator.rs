@@ -99,11 +99,10 @@ impl Inner {
     ) -> Vec<Hit> {
         let mut hits = Vec::new();
         for h in self.lexicon.find(&norm.text, final_text) {
-            let e = &self.lexicon.entries[h.entry];
             let (start, end) = norm.raw_range(text, h.start, h.end);
             hits.push(Hit {
-                category: e.category,
-                rule: e.phrase.clone(),
+                category: self.lexicon.category(h.entry),
+                rule: self.lexicon.phrase(h.entry).to_owned(),
                 action: Action::Block,
                 start,
                 end,
@@ -112,11 +111,14 @@ impl Inner {
         }
         if let Some(terms) = &rules.terms {
             for h in terms.find(&norm.text, final_text) {
-                let e = &terms.entries[h.entry];
                 let (start, end) = norm.raw_range(text, h.start, h.end);
                 hits.push(Hit {
                     category: "guardrail",
-                    rule: rules.term_rules.get(e.tag).cloned().unwrap_or_default(),
+                    rule: rules
+                        .term_rules
+                        .get(terms.tag(h.entry))
+                        .cloned()
+                        .unwrap_or_default(),
                     action: Action::Block,
                     start,
                     end,

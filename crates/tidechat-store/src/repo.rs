@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Timestamp;
 use diesel_async::RunQueryDsl;
 use tidechat_domain::{
-    ApiKey, ApiKeyId, FaqDraft, LimitsPair, FaqEntry, FaqId, Message, OrgId, Organization, Persona,
+    ApiKey, ApiKeyId, FaqDraft, FaqEntry, FaqId, LimitsPair, Message, OrgId, Organization, Persona,
     PersonaDraft, PersonaId, Session, SessionId, SessionStatus, Workspace, WorkspaceId,
 };
 
