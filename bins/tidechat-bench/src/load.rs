@@ -260,6 +260,90 @@ pub async fn one(
     out
 }
 
+/// One chat over tidechat's WebSocket (`/ws/chat`): connects (a new chat for
+/// `user`), sends one message and reads the reply to `message_stream_ended`.
+/// Time to first token = to the first `message_stream_token`.
+pub async fn ws_one(
+    base: &str,
+    key: &str,
+    user: &str,
+    scheduled: Instant,
+    timeout: Duration,
+    expect: Expect,
+) -> Outcome {
+    use tokio_tungstenite::tungstenite::Message as Frame;
+    let mut out = Outcome::default();
+    let url = format!(
+        "{}/ws/chat?api_key={key}&user_id={user}",
+        base.replacen("http://", "ws://", 1)
+    );
+    let run = async {
+        let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+            .await
+            .map_err(|_| "connect")?;
+        futures_util::SinkExt::send(
+            &mut socket,
+            Frame::Text(json!({"content": "hello there"}).to_string().into()),
+        )
+        .await
+        .map_err(|_| "send")?;
+        let mut text = String::new();
+        let mut last_frame: Option<Instant> = None;
+        while let Some(frame) = socket.next().await {
+            let Ok(frame) = frame else {
+                return Err("read");
+            };
+            let Frame::Text(raw) = frame else {
+                if matches!(frame, Frame::Close(_)) {
+                    return Err("closed");
+                }
+                continue;
+            };
+            let now = Instant::now();
+            let v: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
+            match v["type"].as_str() {
+                Some("message_stream_token") => {
+                    if out.ttft.is_none() {
+                        out.ttft = Some(now - scheduled);
+                    }
+                    if let (Some(prev), Some(limit)) = (last_frame, expect.stall_after) {
+                        if now - prev > limit {
+                            out.stalled = true;
+                        }
+                    }
+                    last_frame = Some(now);
+                    text.push_str(v["token"].as_str().unwrap_or_default());
+                }
+                Some("message_stream_ended") => {
+                    let _ = futures_util::SinkExt::close(&mut socket).await;
+                    return Ok(text);
+                }
+                Some("error") => return Err("error_event"),
+                Some("message_stream_replaced") => return Err("replaced"),
+                _ => {}
+            }
+        }
+        Err("truncated")
+    };
+    match tokio::time::timeout(timeout, run).await {
+        Ok(Ok(text)) => {
+            if let Some(n) = expect.chunks {
+                out.lost = text != expected_text(n);
+            }
+        }
+        Ok(Err(kind)) => {
+            out.error = Some(kind.into());
+            out.lost = expect.chunks.is_some();
+        }
+        Err(_) => {
+            out.error = Some("timeout".into());
+            out.lost = expect.chunks.is_some();
+        }
+    }
+    out.total = scheduled.elapsed();
+    out
+}
+
 pub fn expected_text(n: u32) -> String {
     (0..n).map(crate::upstream::piece).collect()
 }

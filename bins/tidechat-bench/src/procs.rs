@@ -237,6 +237,8 @@ pub struct Tidechat {
     pub base: String,
     pub key: String,
     pub org: String,
+    /// The organization's default persona (WebSocket chats use it).
+    pub persona: String,
     pub db: Db,
     /// From spawning `serve` to `/readyz` answering 200.
     pub ready_after: Duration,
@@ -282,6 +284,10 @@ pub async fn start_tidechat(
     let created: Value = serde_json::from_slice(&out.stdout).context("org create --json output")?;
     let key = created["apiKey"].as_str().context("apiKey")?.to_owned();
     let org = created["orgId"].as_str().context("orgId")?.to_owned();
+    let persona = created["personaId"]
+        .as_str()
+        .context("personaId")?
+        .to_owned();
     let bind = format!("127.0.0.1:{}", o.port);
     let mut cmd = Command::new(o.bin);
     tidechat_env(&mut cmd, &o.db, o.models);
@@ -301,12 +307,32 @@ pub async fn start_tidechat(
         base,
         key,
         org,
+        persona,
         db: o.db,
         ready_after: start.elapsed(),
     })
 }
 
 impl Tidechat {
+    /// Makes the default persona answer with `model` (chats over WebSocket
+    /// have no per-message model choice).
+    pub async fn set_default_model(
+        &self,
+        client: &reqwest::Client,
+        model: &str,
+    ) -> anyhow::Result<()> {
+        let resp = client
+            .put(format!("{}/v1/personas/{}", self.base, self.persona))
+            .bearer_auth(&self.key)
+            .json(&serde_json::json!({"name": "bench", "modelId": model}))
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("updating the persona: {}", resp.status());
+        }
+        Ok(())
+    }
+
     /// Creates `n` sessions (`concurrency` at a time) and returns their ids.
     pub async fn sessions(
         &self,

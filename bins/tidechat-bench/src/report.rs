@@ -245,25 +245,37 @@ pub fn write(dir: &Path, doc: &Path) -> anyhow::Result<()> {
         }
     }
     if let Some(st) = &streams {
-        let max = st["points"]
-            .as_array()
-            .and_then(|p| p.last())
-            .map(|p| p["streams"].clone())
-            .unwrap_or(Value::Null);
-        let slope = st["slope_kib_per_stream"].as_f64().unwrap_or(f64::NAN);
-        let r = &st["result"];
-        let clean = r["lost"].as_f64() == Some(0.0)
-            && r["stalled"].as_f64() == Some(0.0)
-            && r["errors"].as_f64() == Some(0.0);
-        let _ = writeln!(
-            s,
-            "| 10,000 concurrent streams, ≤ 16 KiB RSS per connection, no lost frame | {} streams: {slope:.1} KiB per stream; lost {}, stalled {}, errors {} | {} |",
-            num(&max),
-            num(&r["lost"]),
-            num(&r["stalled"]),
-            errors(r),
-            met(Some(max.as_f64().unwrap_or(0.0) >= 10_000.0 && slope <= 16.0 && clean))
-        );
+        for (what, block, slope_key) in [
+            ("SSE streams", st, "slope_kib_per_stream"),
+            (
+                "WebSocket connections",
+                &st["websocket"],
+                "slope_kib_per_connection",
+            ),
+        ] {
+            if block["points"].is_null() {
+                continue;
+            }
+            let max = block["points"]
+                .as_array()
+                .and_then(|p| p.last())
+                .map(|p| p["streams"].clone())
+                .unwrap_or(Value::Null);
+            let slope = block[slope_key].as_f64().unwrap_or(f64::NAN);
+            let r = &block["result"];
+            let clean = r["lost"].as_f64() == Some(0.0)
+                && r["stalled"].as_f64() == Some(0.0)
+                && r["errors"].as_f64() == Some(0.0);
+            let _ = writeln!(
+                s,
+                "| 10,000 concurrent {what}, ≤ 16 KiB RSS per connection, no lost frame | {}: {slope:.1} KiB per connection; lost {}, stalled {}, errors {} | {} |",
+                num(&max),
+                num(&r["lost"]),
+                num(&r["stalled"]),
+                errors(r),
+                met(Some(max.as_f64().unwrap_or(0.0) >= 10_000.0 && slope <= 16.0 && clean))
+            );
+        }
     }
     if let Some(h) = &history {
         let f = &h["results"]["first page"]["total"];
@@ -425,34 +437,49 @@ pub fn write(dir: &Path, doc: &Path) -> anyhow::Result<()> {
     if let Some(st) = &streams {
         let _ = writeln!(s, "### 3. Concurrent streams\n");
         let _ = writeln!(s, "{}. tidechat on PostgreSQL; streams are opened at {}/s and held; RSS is tidechat's VmRSS 3 s after each level is reached.\n", st["definition"].as_str().unwrap_or(""), num(&st["profile"]["stream_open_rate"]));
-        let _ = writeln!(s, "| open streams | tidechat RSS MiB | open fds | upstream RSS MiB |\n| --- | --- | --- | --- |");
-        for p in st["points"].as_array().into_iter().flatten() {
+        for (what, block, slope_key) in [
+            ("SSE streams (`/v1` turns)", st, "slope_kib_per_stream"),
+            (
+                "WebSocket connections (`/ws/chat`)",
+                &st["websocket"],
+                "slope_kib_per_connection",
+            ),
+        ] {
+            if block["points"].is_null() {
+                continue;
+            }
+            let _ = writeln!(s, "**{what}**\n\n| open | tidechat RSS MiB | open fds | upstream RSS MiB |\n| --- | --- | --- | --- |");
+            for p in block["points"].as_array().into_iter().flatten() {
+                let _ = writeln!(
+                    s,
+                    "| {} | {:.1} | {} | {} |",
+                    num(&p["streams"]),
+                    p["rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
+                    num(&p["fds"]),
+                    p["upstream_rss_kib"]
+                        .as_f64()
+                        .map(|v| format!("{:.1}", v / 1024.0))
+                        .unwrap_or_else(|| "–".into())
+                );
+            }
+            let r = &block["result"];
             let _ = writeln!(
                 s,
-                "| {} | {:.1} | {} | {} |",
-                num(&p["streams"]),
-                p["rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
-                num(&p["fds"]),
-                p["upstream_rss_kib"]
-                    .as_f64()
-                    .map(|v| format!("{:.1}", v / 1024.0))
-                    .unwrap_or_else(|| "–".into())
+                "\nSlope: **{:.1} KiB per connection**. {} opened, {} complete, errors {}, lost {}, stalled {}; complete replies stored: {}; first token p99 {} ms.\n",
+                block[slope_key].as_f64().unwrap_or(f64::NAN),
+                num(&r["sent"]),
+                num(&r["ok"]),
+                errors(r),
+                num(&r["lost"]),
+                num(&r["stalled"]),
+                num(&block["stored_complete_replies"]),
+                ms(&r["ttft"]["p99_ms"]),
             );
         }
-        let r = &st["result"];
         let _ = writeln!(
             s,
-            "\nSlope: **{:.1} KiB per stream**. Streams: {} opened, {} complete, errors {}, lost {}, stalled {}; complete replies stored: {}; first delta p99 {} ms. Open-file limit of the harness: {}. WebSocket: {}.\n",
-            st["slope_kib_per_stream"].as_f64().unwrap_or(f64::NAN),
-            num(&r["sent"]),
-            num(&r["ok"]),
-            errors(r),
-            num(&r["lost"]),
-            num(&r["stalled"]),
-            num(&st["stored_complete_replies"]),
-            ms(&r["ttft"]["p99_ms"]),
-            num(&st["nofile_limit"]),
-            st["websocket"].as_str().unwrap_or("")
+            "Open-file limit of the harness: {}.\n",
+            num(&st["nofile_limit"])
         );
     }
 

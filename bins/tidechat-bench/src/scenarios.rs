@@ -215,6 +215,7 @@ impl Env {
         known: &[(u32, &'static str)],
         expect: Expect,
     ) -> Samples {
+        settle(known).await;
         let before = procs::cpu_by_group(known);
         let mut s = load::open_loop(
             &self.client,
@@ -241,6 +242,26 @@ impl Env {
         std::fs::write(&path, serde_json::to_string_pretty(&v)?)?;
         eprintln!("wrote {}", path.display());
         Ok(())
+    }
+}
+
+/// Waits (up to 60 s) until the processes of `known` together use under 10 %
+/// of a core over 0.5 s: an overloaded step leaves work queued (abandoned
+/// requests still being answered) that would otherwise run into the next
+/// step and distort it.
+async fn settle(known: &[(u32, &'static str)]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let before = procs::cpu_by_group(known);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let used: f64 = procs::cpu_delta(&before, &procs::cpu_by_group(known))
+            .iter()
+            .filter(|(k, _)| known.iter().any(|(_, n)| n == k))
+            .map(|(_, v)| *v)
+            .sum();
+        if used < 0.05 || Instant::now() > deadline {
+            return;
+        }
     }
 }
 
@@ -837,27 +858,123 @@ async fn streams(env: &Env) -> anyhow::Result<Value> {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let baseline = pg.proc.rss_kib();
     let upstream_baseline = env.upstream.rss_kib();
     let expect = Expect {
         chunks: Some(p.stream_chunks),
         stall_after: Some(Duration::from_millis(p.stream_gap_ms * 3)),
     };
+    let timeout = Duration::from_millis(p.stream_gap_ms * u64::from(p.stream_chunks) + 120_000);
+    // SSE: `/v1` turns.
+    let (client, sse_target) = (env.client.clone(), target.clone());
+    let (points, samples) = hold_levels(env, &pg, move |i, at| {
+        let (client, target) = (client.clone(), sse_target.clone());
+        async move { load::one(&client, &target, i, at, timeout, expect).await }
+    })
+    .await;
+    let result = samples.result("tidechat-postgres", p.stream_open_rate);
+    let stored: i64 = pg
+        .db
+        .scalar("SELECT count(*) FROM messages WHERE role = 'assistant' AND status = 'complete'")
+        .await?
+        .parse()
+        .unwrap_or(-1);
+    pg.proc.stop().await;
+    pg.db.drop_db().await;
+    // WebSocket: one chat per connection (a new chat and user each), one
+    // message, the same paced reply; on a fresh tidechat so memory freed by
+    // the SSE phase does not flatter the slope.
+    let pg = env.tidechat("postgres", "streams_ws_pg").await?;
+    pg.set_default_model(&env.client, "fast").await?;
+    let _ = load::ws_one(
+        &pg.base,
+        &pg.key,
+        "ws-warm",
+        Instant::now(),
+        Duration::from_secs(60),
+        Expect::default(),
+    )
+    .await;
+    pg.set_default_model(&env.client, "long").await?;
+    let (base, key) = (pg.base.clone(), pg.key.clone());
+    let (ws_points, ws_samples) = hold_levels(env, &pg, move |i, at| {
+        let (base, key) = (base.clone(), key.clone());
+        async move { load::ws_one(&base, &key, &format!("ws-{i}"), at, timeout, expect).await }
+    })
+    .await;
+    let ws_result = ws_samples.result("tidechat-postgres-ws", p.stream_open_rate);
+    let ws_stored: i64 = pg
+        .db
+        .scalar("SELECT count(*) FROM messages WHERE role = 'assistant' AND status = 'complete'")
+        .await?
+        .parse::<i64>()
+        .map(|n| n - 1)
+        .unwrap_or(-1);
+    pg.proc.stop().await;
+    pg.db.drop_db().await;
+    Ok(json!({
+        "definition": format!("each stream: one /v1 turn whose upstream sends {} pieces {} ms apart; lost = the reply text is not exactly the upstream's pieces in order; stalled = a gap over {} ms between deltas",
+                              p.stream_chunks, p.stream_gap_ms, p.stream_gap_ms * 3),
+        "slope_kib_per_stream": slope(&points),
+        "points": points,
+        "upstream_baseline_kib": upstream_baseline,
+        "result": result,
+        "stored_complete_replies": stored,
+        "nofile_limit": nofile,
+        "websocket": {
+            "definition": "each connection: /ws/chat?api_key=…&user_id=ws-N (a new chat), one message, the same paced reply read to message_stream_ended",
+            "slope_kib_per_connection": slope(&ws_points),
+            "points": ws_points,
+            "result": ws_result,
+            "stored_complete_replies": ws_stored,
+        },
+    }))
+}
+
+/// Least-squares slope of RSS (KiB) against open connections.
+fn slope(points: &[Value]) -> f64 {
+    let xs: Vec<f64> = points
+        .iter()
+        .map(|v| v["streams"].as_f64().unwrap_or(0.0))
+        .collect();
+    let ys: Vec<f64> = points
+        .iter()
+        .map(|v| v["rss_kib"].as_f64().unwrap_or(0.0))
+        .collect();
+    let n = xs.len() as f64;
+    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+    let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let sxx: f64 = xs.iter().map(|x| (x - mx) * (x - mx)).sum();
+    if sxx > 0.0 {
+        sxy / sxx
+    } else {
+        0.0
+    }
+}
+
+/// Opens connections with `open(i, scheduled_at)` at the profile's opening
+/// rate up to each of its levels and holds them; reads tidechat's RSS and
+/// open descriptors 3 s after each level; waits for every outcome.
+async fn hold_levels<F, Fut>(env: &Env, pg: &Tidechat, open: F) -> (Vec<Value>, Samples)
+where
+    F: Fn(usize, Instant) -> Fut,
+    Fut: std::future::Future<Output = load::Outcome> + Send + 'static,
+{
+    let p = &env.profile;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let baseline = pg.proc.rss_kib();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut points = vec![json!({"streams": 0, "rss_kib": baseline})];
     let mut opened = 0usize;
     let started = Instant::now();
-    let timeout = Duration::from_millis(p.stream_gap_ms * u64::from(p.stream_chunks) + 120_000);
     for &level in &p.stream_levels {
         let start = Instant::now();
         let from = opened;
         while opened < level {
             let at = start + Duration::from_secs_f64((opened - from) as f64 / p.stream_open_rate);
             tokio::time::sleep_until(at).await;
-            let (client, target, tx, i) = (env.client.clone(), target.clone(), tx.clone(), opened);
+            let (fut, tx) = (open(opened, at), tx.clone());
             tokio::spawn(async move {
-                let o = load::one(&client, &target, i, at, timeout, expect).await;
-                let _ = tx.send(o);
+                let _ = tx.send(fut.await);
             });
             opened += 1;
         }
@@ -879,40 +996,7 @@ async fn streams(env: &Env) -> anyhow::Result<Value> {
     while let Some(o) = rx.recv().await {
         samples.push(o);
     }
-    let result = samples.result("tidechat-postgres", p.stream_open_rate);
-    let stored: i64 = pg
-        .db
-        .scalar("SELECT count(*) FROM messages WHERE role = 'assistant' AND status = 'complete'")
-        .await?
-        .parse()
-        .unwrap_or(-1);
-    pg.proc.stop().await;
-    pg.db.drop_db().await;
-    // Least-squares slope of RSS against open streams.
-    let xs: Vec<f64> = points
-        .iter()
-        .map(|v| v["streams"].as_f64().unwrap_or(0.0))
-        .collect();
-    let ys: Vec<f64> = points
-        .iter()
-        .map(|v| v["rss_kib"].as_f64().unwrap_or(0.0))
-        .collect();
-    let n = xs.len() as f64;
-    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
-    let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
-    let sxx: f64 = xs.iter().map(|x| (x - mx) * (x - mx)).sum();
-    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-    Ok(json!({
-        "definition": format!("each stream: one /v1 turn whose upstream sends {} pieces {} ms apart; lost = the reply text is not exactly the upstream's pieces in order; stalled = a gap over {} ms between deltas",
-                              p.stream_chunks, p.stream_gap_ms, p.stream_gap_ms * 3),
-        "points": points,
-        "slope_kib_per_stream": slope,
-        "upstream_baseline_kib": upstream_baseline,
-        "result": result,
-        "stored_complete_replies": stored,
-        "nofile_limit": nofile,
-        "websocket": "not run: tidechat has no WebSocket surface yet",
-    }))
+    (points, samples)
 }
 
 // ------------------------------------------------------------------ 4. history
