@@ -503,11 +503,25 @@ pub async fn open_loop(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
     let inflight = Arc::new(AtomicUsize::new(0));
     let mut samples = Samples::default();
-    let start = Instant::now() + Duration::from_millis(20);
     let wall = std::time::Instant::now();
-    for i in 0..n {
-        let at = start + Duration::from_secs_f64(i as f64 / rate);
-        tokio::time::sleep_until(at).await;
+    // The schedule is kept by a thread sleeping with the OS's high-resolution
+    // timer: tokio's timer wheel has 1 ms granularity, which would add up to
+    // a millisecond of generator lag to every request (and to its latency,
+    // measured from the scheduled instant).
+    let (tick_tx, mut ticks) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
+    let start = std::time::Instant::now() + Duration::from_millis(20);
+    std::thread::spawn(move || {
+        for i in 0..n {
+            let at = start + Duration::from_secs_f64(i as f64 / rate);
+            if let Some(wait) = at.checked_duration_since(std::time::Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if tick_tx.send((i, Instant::from_std(at))).is_err() {
+                return;
+            }
+        }
+    });
+    while let Some((i, at)) = ticks.recv().await {
         samples
             .lag_us
             .push(Instant::now().saturating_duration_since(at).as_micros() as u64);

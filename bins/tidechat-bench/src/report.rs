@@ -513,6 +513,26 @@ pub fn write(dir: &Path, doc: &Path) -> anyhow::Result<()> {
         let e = &h["explain_deep"];
         if !e.is_null() {
             let _ = writeln!(s, "\nThe deep page's query in PostgreSQL alone (`EXPLAIN ANALYZE`): {} on `{}`, execution {} ms, planning {} ms.", e["node"].as_str().unwrap_or("?"), e["index"].as_str().unwrap_or("?"), ms(&e["execution_ms"]), ms(&e["planning_ms"]));
+            if let Some(seq) = h["sequential"].as_object() {
+                let parts: Vec<String> = seq
+                    .iter()
+                    .map(|(k, v)| {
+                        format!(
+                            "{k} p50 {} ms, p99 {} ms",
+                            ms(&v["total"]["p50_ms"]),
+                            ms(&v["total"]["p99_ms"])
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(s, "\nOne request at a time (200 each, interleaved; service time without queueing): {}.", parts.join("; "));
+            }
+            if let Some(top) = h["perf"]["top"].as_array() {
+                let _ = writeln!(s, "\n`perf` profile of tidechat during the first-page step (self time ≥ 1 %):\n\n```");
+                for l in top.iter().take(25) {
+                    let _ = writeln!(s, "{}", l.as_str().unwrap_or(""));
+                }
+                let _ = writeln!(s, "```");
+            }
         }
         let _ = writeln!(s);
     }

@@ -1116,11 +1116,41 @@ async fn history(env: &Env) -> anyhow::Result<Value> {
             .await;
         let _ = name;
     }
-    for _round in 0..2 {
+    // Service time without queueing: one request at a time.
+    let mut sequential: BTreeMap<&str, Samples> = BTreeMap::new();
+    for i in 0..400 {
+        let (name, t) = &targets[i % 2];
+        let o = load::one(
+            &env.client,
+            t,
+            i,
+            Instant::now(),
+            Duration::from_secs(10),
+            Expect::default(),
+        )
+        .await;
+        sequential.entry(name).or_default().push(o);
+    }
+    let sequential: BTreeMap<&str, StepResult> = sequential
+        .iter()
+        .map(|(k, s)| (*k, s.result(k, 0.0)))
+        .collect();
+    let mut perf = Value::Null;
+    for round in 0..2 {
         for (name, t) in &targets {
+            let rec = if env.common.perf && round == 0 && *name == "first page" {
+                perf_start(env, pg.proc.pid, p.history_secs, "history-postgres").ok()
+            } else {
+                None
+            };
             let s = env
                 .step(t, p.history_rate, p.history_secs, &known, Expect::default())
                 .await;
+            if let Some(rec) = rec {
+                perf = perf_finish(rec)
+                    .await
+                    .unwrap_or_else(|e| json!({"error": format!("{e:#}")}));
+            }
             merged.entry(name).or_default().merge(s);
         }
     }
@@ -1137,6 +1167,8 @@ async fn history(env: &Env) -> anyhow::Result<Value> {
     pg.proc.stop().await;
     pg.db.drop_db().await;
     Ok(json!({
+        "sequential": sequential,
+        "perf": perf,
         "messages": total,
         "session_messages": n_big,
         "load_seconds": load_s,
