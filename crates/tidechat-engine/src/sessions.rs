@@ -244,7 +244,8 @@ impl Engine {
         session: &str,
         query: &MessageQuery,
     ) -> Result<Page<Message>, EngineError> {
-        let session = self.get_session(who, session).await?;
+        let id = SessionId::parse(session).map_err(|_| EngineError::NotFound("session"))?;
+        who.require_session(&id)?;
         let order = match query.order.as_deref() {
             None | Some("") | Some("asc") => SortOrder::Asc,
             Some("desc") => SortOrder::Desc,
@@ -262,11 +263,14 @@ impl Engine {
             order,
             after_seq,
         };
-        let rows = self
-            .inner
-            .store
-            .list_messages(&who.org_id, &session.id, &page)
-            .await?;
+        // The page query is scoped to the caller's organization, so a page
+        // with messages proves the session is theirs; only an empty page
+        // needs the session looked up (to tell "no messages" from 404).
+        let store = &self.inner.store;
+        let rows = store.list_messages(&who.org_id, &id, &page).await?;
+        if rows.is_empty() && store.get_session(&who.org_id, &id).await?.is_none() {
+            return Err(EngineError::NotFound("session"));
+        }
         Ok(Page::from_rows(rows, limit, |m| m.seq.to_string()))
     }
 

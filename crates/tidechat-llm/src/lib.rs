@@ -60,6 +60,7 @@
 //! request's `fallback_reply`, streamed word by word, followed by exact usage
 //! and `Done { finish_reason: "stop" }`.
 
+pub mod bpe;
 pub mod faq;
 mod faq_model;
 mod model;

@@ -1,9 +1,9 @@
 //! Token counting with a real BPE tokenizer.
 //!
 //! Counts use tiktoken's `o200k_base` encoding (GPT-4o family) through
-//! `tiktoken-rs`, which embeds the BPE ranks in the binary (no download at
-//! run time). The encoder is built once, lazily, on first use (or eagerly via
-//! [`warm_up`]); building it takes a noticeable fraction of a second.
+//! [`crate::bpe`], a compact counter over the BPE ranks embedded in the
+//! binary (no download at run time). The vocabulary is built once, lazily,
+//! on first use (or eagerly via [`warm_up`]).
 //!
 //! For other model families the count is an estimate, which is why usage
 //! computed from it is marked `estimated` unless the backend itself uses this
@@ -12,14 +12,14 @@
 //! Robustness: the input is encoded in chunks of at most [`HARD_CHUNK_BYTES`]
 //! bytes, cut preferably where a whitespace run starts (where the BPE
 //! pre-tokenizer splits anyway, so ordinary text counts exactly as a whole).
-//! This bounds tiktoken's quadratic merge loop and its regex backtracking on
+//! This bounds the quadratic merge loop and its regex backtracking on
 //! pathological input (100 KB of one letter, of spaces or of emoji), and any
 //! panic inside the tokenizer is caught and replaced by a length estimate.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
-use tiktoken_rs::CoreBPE;
+use crate::bpe::Bpe;
 
 use crate::model::ChatMessage;
 
@@ -33,13 +33,16 @@ const SOFT_CHUNK_BYTES: usize = 256;
 /// A chunk is cut (at a char boundary) once it is this long.
 pub const HARD_CHUNK_BYTES: usize = 512;
 
-fn encoder() -> Option<&'static CoreBPE> {
-    static ENCODER: OnceLock<Option<CoreBPE>> = OnceLock::new();
+fn encoder() -> Option<&'static Bpe> {
+    static ENCODER: OnceLock<Option<Bpe>> = OnceLock::new();
     ENCODER
-        .get_or_init(|| {
-            catch_unwind(tiktoken_rs::o200k_base)
-                .ok()
-                .and_then(Result::ok)
+        .get_or_init(|| match catch_unwind(Bpe::o200k) {
+            Ok(Ok(bpe)) => Some(bpe),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "tokenizer unavailable; counting estimates");
+                None
+            }
+            Err(_) => None,
         })
         .as_ref()
 }
@@ -55,8 +58,8 @@ fn estimate(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
 }
 
-fn count_chunk(bpe: &CoreBPE, chunk: &str) -> u64 {
-    match catch_unwind(AssertUnwindSafe(|| bpe.encode_ordinary(chunk).len())) {
+fn count_chunk(bpe: &Bpe, chunk: &str) -> u64 {
+    match catch_unwind(AssertUnwindSafe(|| bpe.count(chunk))) {
         Ok(n) => n as u64,
         Err(_) => estimate(chunk),
     }
@@ -149,7 +152,7 @@ mod tests {
     fn chunking_keeps_ordinary_text_exact() {
         let text = "The quick brown fox jumps over the lazy dog. ".repeat(200);
         let bpe = encoder().unwrap_or_else(|| panic!("tokenizer"));
-        let whole = bpe.encode_ordinary(&text).len() as u64;
+        let whole = bpe.count(&text) as u64;
         assert_eq!(count(&text), whole);
         assert_eq!(chunks(&text).collect::<String>(), text);
     }
