@@ -482,7 +482,9 @@ async fn ttft(env: &Env) -> anyhow::Result<Value> {
                     && rate == max_rate
                     && round == 0;
                 let rec = if profile_this {
-                    perf_start(env, pg.proc.pid, p.ttft_step_secs, "ttft-postgres").ok()
+                    perf_start(env, pg.proc.pid, p.ttft_step_secs, "ttft-postgres", &known)
+                        .await
+                        .ok()
                 } else {
                     None
                 };
@@ -562,7 +564,17 @@ struct PerfRec {
     file: PathBuf,
 }
 
-fn perf_start(env: &Env, pid: u32, secs: u64, tag: &str) -> anyhow::Result<PerfRec> {
+/// Starts recording once the measured processes are idle, so the recording
+/// covers the step that follows (whose own settle then returns at once),
+/// not the wait for an earlier step's backlog.
+async fn perf_start(
+    env: &Env,
+    pid: u32,
+    secs: u64,
+    tag: &str,
+    known: &[(u32, &'static str)],
+) -> anyhow::Result<PerfRec> {
+    settle(known).await;
     let file = env.common.out_dir.join(format!("perf-{tag}.data"));
     let child = Command::new("perf")
         .args(["record", "-F", "499", "-g", "-o"])
@@ -672,7 +684,9 @@ async fn turns(env: &Env) -> anyhow::Result<Value> {
                 let profile_this =
                     env.common.perf && *name == "tidechat-postgres" && stream && perf.is_null();
                 let rec = if profile_this && rate >= 300.0 {
-                    perf_start(env, pg.proc.pid, p.turn_step_secs, "turns-postgres").ok()
+                    perf_start(env, pg.proc.pid, p.turn_step_secs, "turns-postgres", &known)
+                        .await
+                        .ok()
                 } else {
                     None
                 };
@@ -1139,7 +1153,9 @@ async fn history(env: &Env) -> anyhow::Result<Value> {
     for round in 0..2 {
         for (name, t) in &targets {
             let rec = if env.common.perf && round == 0 && *name == "first page" {
-                perf_start(env, pg.proc.pid, p.history_secs, "history-postgres").ok()
+                perf_start(env, pg.proc.pid, p.history_secs, "history-postgres", &known)
+                    .await
+                    .ok()
             } else {
                 None
             };
