@@ -235,15 +235,7 @@ pub async fn one(
                 }
             };
             if let Some(c) = content {
-                if out.ttft.is_none() {
-                    out.ttft = Some(now - scheduled);
-                }
-                if let (Some(prev), Some(limit)) = (last_frame, expect.stall_after) {
-                    if now - prev > limit {
-                        out.stalled = true;
-                    }
-                }
-                last_frame = Some(now);
+                on_content(&mut out, &mut last_frame, now, scheduled, expect);
                 if expect.chunks.is_some() {
                     text.push_str(&c);
                 }
@@ -258,6 +250,27 @@ pub async fn one(
     }
     out.total = scheduled.elapsed();
     out
+}
+
+/// Records a content frame arriving at `now`: the first one is the time to
+/// first token; a gap over `expect.stall_after` since the previous one marks
+/// the reply stalled.
+fn on_content(
+    out: &mut Outcome,
+    last_frame: &mut Option<Instant>,
+    now: Instant,
+    scheduled: Instant,
+    expect: Expect,
+) {
+    if out.ttft.is_none() {
+        out.ttft = Some(now - scheduled);
+    }
+    if let (Some(prev), Some(limit)) = (*last_frame, expect.stall_after) {
+        if now - prev > limit {
+            out.stalled = true;
+        }
+    }
+    *last_frame = Some(now);
 }
 
 /// One chat over tidechat's WebSocket (`/ws/chat`): connects (a new chat for
@@ -303,20 +316,17 @@ pub async fn ws_one(
             let v: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
             match v["type"].as_str() {
                 Some("message_stream_token") => {
-                    if out.ttft.is_none() {
-                        out.ttft = Some(now - scheduled);
-                    }
-                    if let (Some(prev), Some(limit)) = (last_frame, expect.stall_after) {
-                        if now - prev > limit {
-                            out.stalled = true;
-                        }
-                    }
-                    last_frame = Some(now);
+                    on_content(&mut out, &mut last_frame, now, scheduled, expect);
                     text.push_str(v["token"].as_str().unwrap_or_default());
                 }
                 Some("message_stream_ended") => {
                     let _ = futures_util::SinkExt::close(&mut socket).await;
-                    return Ok(text);
+                    // A failed turn stores what it has and ends the stream,
+                    // then sends an `error` frame: count it as an error.
+                    return match v["message"]["status"].as_str() {
+                        Some("complete") => Ok(text),
+                        _ => Err("reply_not_complete"),
+                    };
                 }
                 Some("error") => return Err("error_event"),
                 Some("message_stream_replaced") => return Err("replaced"),

@@ -17,6 +17,19 @@ use crate::pool::{with_conn, with_tx};
 use crate::schema::*;
 use crate::{MessagePage, NewMessage, PageRequest, SessionFilter, SortOrder, Store};
 
+/// The limit columns read with an API key (from two aliases of `limits`).
+const LIMIT_COLUMNS: (
+    limits::requests_per_minute,
+    limits::max_concurrent_streams,
+    limits::monthly_tokens,
+    limits::monthly_cost_usd_micros,
+) = (
+    limits::requests_per_minute,
+    limits::max_concurrent_streams,
+    limits::monthly_tokens,
+    limits::monthly_cost_usd_micros,
+);
+
 fn clamp_limit(limit: i64) -> i64 {
     limit.max(0)
 }
@@ -178,20 +191,10 @@ impl Store {
                 .select((
                     ApiKeyRow::as_select(),
                     org_l
-                        .fields((
-                            limits::requests_per_minute,
-                            limits::max_concurrent_streams,
-                            limits::monthly_tokens,
-                            limits::monthly_cost_usd_micros,
-                        ))
+                        .fields(LIMIT_COLUMNS)
                         .nullable(),
                     key_l
-                        .fields((
-                            limits::requests_per_minute,
-                            limits::max_concurrent_streams,
-                            limits::monthly_tokens,
-                            limits::monthly_cost_usd_micros,
-                        ))
+                        .fields(LIMIT_COLUMNS)
                         .nullable(),
                 ))
                 .first(conn)
