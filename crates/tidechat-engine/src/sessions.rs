@@ -39,6 +39,14 @@ pub struct SessionToken {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Parses a session id the caller may use: an unparsable id is 404 like an
+/// unknown one; a session token may only name its own session.
+fn own_session_id(who: &Principal, id: &str) -> Result<SessionId, EngineError> {
+    let id = SessionId::parse(id).map_err(|_| EngineError::NotFound("session"))?;
+    who.require_session(&id)?;
+    Ok(id)
+}
+
 impl Engine {
     /// Resolves the bearer credential: an API key (`tc_…`) or a session token.
     pub async fn authenticate(&self, credential: &str) -> Result<Principal, EngineError> {
@@ -149,8 +157,7 @@ impl Engine {
 
     /// Reads a session the caller may see; others' sessions are not found.
     pub async fn get_session(&self, who: &Principal, id: &str) -> Result<Session, EngineError> {
-        let id = SessionId::parse(id).map_err(|_| EngineError::NotFound("session"))?;
-        who.require_session(&id)?;
+        let id = own_session_id(who, id)?;
         self.inner
             .store
             .get_session(&who.org_id, &id)
@@ -164,8 +171,7 @@ impl Engine {
         who: &Principal,
         id: &str,
     ) -> Result<(Session, Persona), EngineError> {
-        let id = SessionId::parse(id).map_err(|_| EngineError::NotFound("session"))?;
-        who.require_session(&id)?;
+        let id = own_session_id(who, id)?;
         let (session, persona) = self
             .inner
             .store
@@ -244,8 +250,7 @@ impl Engine {
         session: &str,
         query: &MessageQuery,
     ) -> Result<Page<Message>, EngineError> {
-        let id = SessionId::parse(session).map_err(|_| EngineError::NotFound("session"))?;
-        who.require_session(&id)?;
+        let id = own_session_id(who, session)?;
         let order = match query.order.as_deref() {
             None | Some("") | Some("asc") => SortOrder::Asc,
             Some("desc") => SortOrder::Desc,

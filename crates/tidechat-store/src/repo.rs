@@ -151,22 +151,10 @@ impl Store {
         })
     }
 
-    /// The key with this hash, revoked or not (check `revoked_at`).
-    pub async fn find_api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        let row: Option<ApiKeyRow> = with_conn!(self, conn => {
-            api_keys::table
-                .filter(api_keys::key_hash.eq(key_hash))
-                .select(ApiKeyRow::as_select())
-                .first(conn)
-                .await
-                .optional()?
-        });
-        Ok(row.map(ApiKeyRow::into_domain))
-    }
-
-    /// The key with this hash together with the limits set on its
-    /// organization and on the key itself, in one statement: every request
-    /// authenticated by key needs all three (rate limits, quotas).
+    /// The key with this hash, revoked or not (check `revoked_at`), together
+    /// with the limits set on its organization and on the key itself, in one
+    /// statement: every request authenticated by key needs all three (rate
+    /// limits, quotas).
     pub async fn find_api_key_with_limits(
         &self,
         key_hash: &str,

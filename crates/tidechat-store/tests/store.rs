@@ -275,17 +275,52 @@ async fn bundle_round_trip(db: &TestDb) {
         .unwrap();
     assert_eq!(p, stored_persona(&tn.persona));
 
-    let key = store
-        .find_api_key_by_hash(&tn.key_hash)
+    let (key, limits) = store
+        .find_api_key_with_limits(&tn.key_hash)
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(limits, LimitsPair::default());
     let expected_key = ApiKey {
         created_at: micros(tn.key.created_at),
         ..tn.key.clone()
     };
     assert_eq!(key, expected_key);
-    assert!(store.find_api_key_by_hash("nope").await.unwrap().is_none());
+    assert!(store
+        .find_api_key_with_limits("nope")
+        .await
+        .unwrap()
+        .is_none());
+    // The limits of the key's organization and of the key come with it.
+    let org_limits = Limits {
+        requests_per_minute: Some(7),
+        ..Limits::default()
+    };
+    let key_limits = Limits {
+        monthly_tokens: Some(9),
+        ..Limits::default()
+    };
+    let now = chrono::Utc::now();
+    assert!(store
+        .set_limits(&tn.org.id, None, &org_limits, now)
+        .await
+        .unwrap());
+    assert!(store
+        .set_limits(&tn.org.id, Some(&tn.key.id), &key_limits, now)
+        .await
+        .unwrap());
+    let (_, limits) = store
+        .find_api_key_with_limits(&tn.key_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        limits,
+        LimitsPair {
+            org: org_limits,
+            key: key_limits
+        }
+    );
     assert_eq!(
         store.list_api_keys(&tn.org.id).await.unwrap(),
         vec![expected_key]
@@ -1096,7 +1131,11 @@ async fn revoke_idempotent(db: &TestDb) {
     assert_eq!(r2.revoked_at, Some(micros(t(500))));
     assert_eq!(r1, r2);
     // Revoked keys are still found by hash (the caller checks revoked_at).
-    let found = store.find_api_key_by_hash("hash-2").await.unwrap().unwrap();
+    let (found, _) = store
+        .find_api_key_with_limits("hash-2")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.revoked_at, Some(micros(t(500))));
     assert!(store
         .revoke_api_key(org, &ApiKeyId::generate(), t(700))
@@ -1105,10 +1144,11 @@ async fn revoke_idempotent(db: &TestDb) {
         .is_none());
     // The other key is unaffected.
     assert!(store
-        .find_api_key_by_hash(&tn.key_hash)
+        .find_api_key_with_limits(&tn.key_hash)
         .await
         .unwrap()
         .unwrap()
+        .0
         .revoked_at
         .is_none());
 }
