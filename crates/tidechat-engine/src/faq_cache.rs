@@ -58,6 +58,8 @@ impl FaqCache {
                     question: e.question,
                     answer: e.answer,
                     organization_id: e.organization_id,
+                    embedding: None,
+                    chunk: None,
                 })
                 .collect();
             Knowledge {

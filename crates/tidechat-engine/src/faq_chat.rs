@@ -89,6 +89,7 @@ impl Engine {
         let drift = self.inner.faqs.drift_model(&persona, &knowledge);
         let retrieval = knowledge.index.retrieve(
             &req.query,
+            None,
             RETRIEVAL_TOP_K,
             req.organization_id.as_deref(),
             persona.faq_threshold,

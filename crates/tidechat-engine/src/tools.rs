@@ -213,7 +213,7 @@ impl Engine {
                     Ok(knowledge) => {
                         let hits: Vec<Value> = knowledge
                             .index
-                            .retrieve(query, 3, None, ctx.faq_threshold)
+                            .retrieve(query, None, 3, None, ctx.faq_threshold)
                             .hits
                             .into_iter()
                             .map(|h| json!({"id": h.id, "question": h.question, "answer": h.answer, "confidence": h.confidence}))

@@ -334,7 +334,7 @@ impl Engine {
         let retrieval =
             knowledge
                 .index
-                .retrieve(&req.user_text, RETRIEVAL_TOP_K, None, persona.faq_threshold);
+                .retrieve(&req.user_text, None, RETRIEVAL_TOP_K, None, persona.faq_threshold);
         let drift = self.inner.faqs.drift_model(&persona, &knowledge);
         let mut request = Context {
             persona: &persona,

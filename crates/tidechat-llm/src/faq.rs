@@ -59,6 +59,7 @@
 //! removed from queries unless that would leave the query empty.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 mod analysis;
 
@@ -96,6 +97,21 @@ pub struct FaqDoc {
     pub answer: String,
     /// `None` for entries not owned by an organization.
     pub organization_id: Option<String>,
+    /// Unit-length passage embedding from the deployment's embedder (same
+    /// model as the query's). `None`: the entry is ranked lexically only.
+    pub embedding: Option<Arc<[f32]>>,
+    /// Set when this doc is a chunk of an uploaded document (Markdown, HTML,
+    /// text): `question` then holds the document title + heading path,
+    /// `answer` the chunk text.
+    pub chunk: Option<ChunkRef>,
+}
+
+/// Where a chunk of an uploaded document comes from (for citations).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkRef {
+    pub document_id: String,
+    /// 0-based position of the chunk in its document.
+    pub index: u32,
 }
 
 /// One search result.
@@ -108,6 +124,12 @@ pub struct FaqHit {
     pub score: f64,
     /// How sure the index is that this entry answers the query, 0..=1.
     pub confidence: f64,
+    /// The doc's [`FaqDoc::chunk`].
+    pub chunk: Option<ChunkRef>,
+    /// Lexical coverage of the entry (0..=1; the lexical-only confidence).
+    pub lexical: f64,
+    /// Cosine similarity of query and entry embeddings, when both exist.
+    pub semantic: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -496,7 +518,14 @@ impl FaqIndex {
     /// Best first; only hits with score > 0; `organization_id` `Some(x)`
     /// restricts the search (and the BM25 statistics) to docs whose
     /// `organization_id == Some(x)`; `None` searches every doc.
-    pub fn search(&self, query: &str, limit: usize, organization_id: Option<&str>) -> Vec<FaqHit> {
+    pub fn search(
+        &self,
+        query: &str,
+        query_embedding: Option<&[f32]>,
+        limit: usize,
+        organization_id: Option<&str>,
+    ) -> Vec<FaqHit> {
+        let _ = query_embedding;
         if limit == 0 {
             return Vec::new();
         }
@@ -511,6 +540,9 @@ impl FaqIndex {
                     answer: d.answer.clone(),
                     score: c.score,
                     confidence: confidence(&stats, c),
+                    chunk: d.chunk.clone(),
+                    lexical: confidence(&stats, c),
+                    semantic: None,
                 })
             })
             .collect()
@@ -521,11 +553,12 @@ impl FaqIndex {
     pub fn retrieve(
         &self,
         query: &str,
+        query_embedding: Option<&[f32]>,
         limit: usize,
         organization_id: Option<&str>,
         threshold: f64,
     ) -> Retrieval {
-        let hits = self.search(query, limit, organization_id);
+        let hits = self.search(query, query_embedding, limit, organization_id);
         let out_of_scope = hits.first().is_none_or(|best| best.confidence < threshold);
         Retrieval { hits, out_of_scope }
     }
@@ -564,6 +597,8 @@ mod tests {
             question: question.to_string(),
             answer: answer.to_string(),
             organization_id: org.map(str::to_string),
+            embedding: None,
+            chunk: None,
         }
     }
 
@@ -667,7 +702,7 @@ mod tests {
             ("refnud", "refund"),
             ("change emial adress", "email"),
         ] {
-            let r = index.retrieve(query, 3, None, DEFAULT_CONFIDENCE_THRESHOLD);
+            let r = index.retrieve(query, None, 3, None, DEFAULT_CONFIDENCE_THRESHOLD);
             assert_eq!(
                 r.hits.first().map(|h| h.id.as_str()),
                 Some(expected),
@@ -676,19 +711,19 @@ mod tests {
             assert!(!r.out_of_scope, "{query}: {r:?}");
         }
         // Short words have too many real-word neighbours to be corrected.
-        assert!(index.search("pass", 3, None).is_empty());
+        assert!(index.search("pass", None, 3, None).is_empty());
     }
 
     #[test]
     fn unknown_names_mean_out_of_scope() {
         let index = faq();
         let t = DEFAULT_CONFIDENCE_THRESHOLD;
-        let r = index.retrieve("How do I cancel my subscription?", 3, None, t);
+        let r = index.retrieve("How do I cancel my subscription?", None, 3, None, t);
         assert!(!r.out_of_scope, "{r:?}");
-        let r = index.retrieve("How do I cancel my Netflix subscription?", 3, None, t);
+        let r = index.retrieve("How do I cancel my Netflix subscription?", None, 3, None, t);
         assert_eq!(r.hits[0].id, "cancel");
         assert!(r.out_of_scope, "{r:?}");
-        let r = index.retrieve("I forgot my Gmail password", 3, None, t);
+        let r = index.retrieve("I forgot my Gmail password", None, 3, None, t);
         assert!(r.out_of_scope, "{r:?}");
     }
 
@@ -727,7 +762,7 @@ mod tests {
             ("환불 받을 수 있나요", "ko-refund"),
         ];
         for (query, expected) in cases {
-            let hits = index.search(query, 3, None);
+            let hits = index.search(query, None, 3, None);
             assert!(!hits.is_empty(), "{query}: no hits");
             assert_eq!(hits[0].id, expected, "{query}: {hits:?}");
             assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
@@ -741,31 +776,32 @@ mod tests {
     fn threshold_behaviour() {
         let index = faq();
         let t = DEFAULT_CONFIDENCE_THRESHOLD;
-        let r = index.retrieve("How do I reset my password?", 3, None, t);
+        let r = index.retrieve("How do I reset my password?", None, 3, None, t);
         assert!(!r.out_of_scope, "{r:?}");
         assert_eq!(r.hits[0].id, "pw");
         assert!(r.hits[0].confidence > 0.9);
 
-        let r = index.retrieve("what's the weather on mars", 3, None, t);
+        let r = index.retrieve("what's the weather on mars", None, 3, None, t);
         assert!(r.out_of_scope, "{r:?}");
 
         let r = index.retrieve(
             "what is the best pizza recipe for my account party",
+            None,
             3,
             None,
             t,
         );
         assert!(r.out_of_scope, "{r:?}");
 
-        let r = index.retrieve("Wie kann ich mein Passwort zurücksetzen?", 3, None, t);
+        let r = index.retrieve("Wie kann ich mein Passwort zurücksetzen?", None, 3, None, t);
         assert!(!r.out_of_scope, "{r:?}");
         assert_eq!(r.hits[0].id, "de-pw");
 
-        let r = index.retrieve("비밀번호를 어떻게 재설정하나요?", 3, None, t);
+        let r = index.retrieve("비밀번호를 어떻게 재설정하나요?", None, 3, None, t);
         assert!(!r.out_of_scope, "{r:?}");
         assert_eq!(r.hits[0].id, "ko-pw");
 
-        let r = index.retrieve("如何重置密码？", 3, None, t);
+        let r = index.retrieve("如何重置密码？", None, 3, None, t);
         assert!(r.out_of_scope, "{r:?}");
     }
 
@@ -786,11 +822,12 @@ mod tests {
                 None,
             ),
         ]);
-        let r = index.retrieve("我想重置密码", 3, None, DEFAULT_CONFIDENCE_THRESHOLD);
+        let r = index.retrieve("我想重置密码", None, 3, None, DEFAULT_CONFIDENCE_THRESHOLD);
         assert_eq!(r.hits[0].id, "zh");
         assert!(!r.out_of_scope, "{r:?}");
         let r = index.retrieve(
             "パスワードのリセット",
+            None,
             3,
             None,
             DEFAULT_CONFIDENCE_THRESHOLD,
@@ -811,15 +848,15 @@ mod tests {
             "\u{0}\u{feff}\u{fffd}",
             "e\u{301}\u{301}",
         ] {
-            let r = index.retrieve(q, 3, None, DEFAULT_CONFIDENCE_THRESHOLD);
+            let r = index.retrieve(q, None, 3, None, DEFAULT_CONFIDENCE_THRESHOLD);
             assert!(r.out_of_scope, "{q:?}: {r:?}");
         }
         let long = "password ".repeat(20_000);
-        assert_eq!(index.search(&long, 1, None)[0].id, "pw");
+        assert_eq!(index.search(&long, None, 1, None)[0].id, "pw");
         assert!(FaqIndex::build(Vec::new())
-            .search("password", 5, None)
+            .search("password", None, 5, None)
             .is_empty());
-        assert!(index.search("password", 0, None).is_empty());
+        assert!(index.search("password", None, 0, None).is_empty());
     }
 
     #[test]
@@ -828,7 +865,7 @@ mod tests {
             doc("fire", "What does 🔥 mean?", "It marks a hot topic.", None),
             doc("other", "What does ⭐ mean?", "It marks a favourite.", None),
         ]);
-        assert_eq!(index.search("🔥", 1, None)[0].id, "fire");
+        assert_eq!(index.search("🔥", None, 1, None)[0].id, "fire");
     }
 
     #[test]
@@ -853,14 +890,16 @@ mod tests {
                 None,
             ),
         ]);
-        let hits = index.search("reset password", 10, Some("org-b"));
+        let hits = index.search("reset password", None, 10, Some("org-b"));
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].id, "b");
-        let hits = index.search("reset password", 10, Some("org-a"));
+        let hits = index.search("reset password", None, 10, Some("org-a"));
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].id, "a");
-        assert!(index.search("reset password", 10, Some("org-c")).is_empty());
-        assert_eq!(index.search("reset password", 10, None).len(), 3);
-        assert_eq!(index.search("reset password", 2, None).len(), 2);
+        assert!(index
+            .search("reset password", None, 10, Some("org-c"))
+            .is_empty());
+        assert_eq!(index.search("reset password", None, 10, None).len(), 3);
+        assert_eq!(index.search("reset password", None, 2, None).len(), 2);
     }
 }

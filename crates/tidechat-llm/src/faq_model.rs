@@ -86,12 +86,16 @@ mod tests {
                 question: "How can I reset my password?".into(),
                 answer: ANSWER.into(),
                 organization_id: None,
+                embedding: None,
+                chunk: None,
             },
             FaqDoc {
                 id: "invoice".into(),
                 question: "Where can I download my invoices?".into(),
                 answer: "Under Billing → Invoices.".into(),
                 organization_id: None,
+                embedding: None,
+                chunk: None,
             },
         ])
     }
@@ -148,7 +152,7 @@ mod tests {
     #[tokio::test]
     async fn answers_from_the_faq_when_in_scope() {
         let q = "How do I reset my password?";
-        let retrieval = index().retrieve(q, 3, None, DEFAULT_CONFIDENCE_THRESHOLD);
+        let retrieval = index().retrieve(q, None, 3, None, DEFAULT_CONFIDENCE_THRESHOLD);
         assert!(!retrieval.out_of_scope);
         let req = request(q, Some(retrieval));
         let input = tokens::count_messages(&req.messages);
@@ -180,7 +184,7 @@ mod tests {
     #[tokio::test]
     async fn falls_back_when_out_of_scope() {
         let q = "what's the weather on mars";
-        let retrieval = index().retrieve(q, 3, None, DEFAULT_CONFIDENCE_THRESHOLD);
+        let retrieval = index().retrieve(q, None, 3, None, DEFAULT_CONFIDENCE_THRESHOLD);
         assert!(retrieval.out_of_scope);
         let (text, events) = run(request(q, Some(retrieval))).await;
         assert_eq!(text, FALLBACK);
@@ -190,7 +194,8 @@ mod tests {
         )));
 
         // Out of scope wins even if there are hits.
-        let mut retrieval = index().retrieve("password", 3, None, DEFAULT_CONFIDENCE_THRESHOLD);
+        let mut retrieval =
+            index().retrieve("password", None, 3, None, DEFAULT_CONFIDENCE_THRESHOLD);
         retrieval.out_of_scope = true;
         let (text, _) = run(request("password", Some(retrieval))).await;
         assert_eq!(text, FALLBACK);

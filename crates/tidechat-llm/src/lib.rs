@@ -61,6 +61,7 @@
 //! and `Done { finish_reason: "stop" }`.
 
 pub mod bpe;
+pub mod embed;
 pub mod faq;
 mod faq_model;
 mod model;
@@ -70,7 +71,11 @@ mod registry;
 mod resilient;
 pub mod tokens;
 
-pub use faq::{FaqDoc, FaqHit, FaqIndex, DEFAULT_CONFIDENCE_THRESHOLD};
+pub use embed::{
+    cosine, EmbedError, EmbedKind, Embedder, Embeddings, LocalEmbedder, OpenAiEmbedder,
+    OpenAiEmbedderConfig,
+};
+pub use faq::{ChunkRef, FaqDoc, FaqHit, FaqIndex, DEFAULT_CONFIDENCE_THRESHOLD};
 pub use faq_model::FaqModel;
 pub use model::{
     ChatMessage, ChatModel, LlmError, ModelEvent, ModelRequest, Retrieval, ToolCall, ToolSpec,

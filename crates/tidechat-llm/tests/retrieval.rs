@@ -100,6 +100,8 @@ fn index(entries: &[FaqEntry]) -> FaqIndex {
                 question: e.question.clone(),
                 answer: e.answer.clone(),
                 organization_id: e.organization_id.clone(),
+                embedding: None,
+                chunk: None,
             })
             .collect(),
     )
@@ -142,9 +144,14 @@ fn evaluate(index: &FaqIndex, queries: &[Query]) -> Vec<Outcome> {
         .iter()
         .map(|q| {
             let org = q.organization_id.as_deref();
-            let hits = index.search(&q.query, SEARCH_LIMIT, org);
-            let retrieval =
-                index.retrieve(&q.query, RETRIEVE_LIMIT, org, DEFAULT_CONFIDENCE_THRESHOLD);
+            let hits = index.search(&q.query, None, SEARCH_LIMIT, org);
+            let retrieval = index.retrieve(
+                &q.query,
+                None,
+                RETRIEVE_LIMIT,
+                org,
+                DEFAULT_CONFIDENCE_THRESHOLD,
+            );
             let rank = q
                 .expected
                 .as_ref()
@@ -470,7 +477,7 @@ fn organization_filter_returns_only_that_organization() {
     assert!(orgs.len() >= 2, "{orgs:?}");
     for q in &scoped {
         let org = q.organization_id.as_deref();
-        let hits = index.search(&q.query, 100, org);
+        let hits = index.search(&q.query, None, 100, org);
         for h in &hits {
             assert_eq!(
                 org_of.get(h.id.as_str()).copied().flatten(),
@@ -480,7 +487,7 @@ fn organization_filter_returns_only_that_organization() {
                 h.id
             );
         }
-        let r = index.retrieve(&q.query, 100, org, DEFAULT_CONFIDENCE_THRESHOLD);
+        let r = index.retrieve(&q.query, None, 100, org, DEFAULT_CONFIDENCE_THRESHOLD);
         assert!(r
             .hits
             .iter()
@@ -488,7 +495,7 @@ fn organization_filter_returns_only_that_organization() {
         // The same query in another organization never sees this one's
         // entries, and an unknown organization sees nothing.
         for other in orgs.iter().filter(|o| Some(**o) != org) {
-            let hits = index.search(&q.query, 100, Some(other));
+            let hits = index.search(&q.query, None, 100, Some(other));
             assert!(
                 hits.iter()
                     .all(|h| org_of.get(h.id.as_str()).copied().flatten() == Some(*other)),
@@ -497,13 +504,23 @@ fn organization_filter_returns_only_that_organization() {
             );
         }
         assert!(index
-            .search(&q.query, 100, Some("no-such-organization"))
+            .search(&q.query, None, 100, Some("no-such-organization"))
             .is_empty());
     }
     // Identical questions in two organizations resolve to each one's own
     // entry.
-    let a = index.search("How do students sign in to Inkwave?", 1, Some("school-a"));
-    let b = index.search("How do students sign in to Inkwave?", 1, Some("school-b"));
+    let a = index.search(
+        "How do students sign in to Inkwave?",
+        None,
+        1,
+        Some("school-a"),
+    );
+    let b = index.search(
+        "How do students sign in to Inkwave?",
+        None,
+        1,
+        Some("school-b"),
+    );
     assert_eq!(a.first().map(|h| h.id.as_str()), Some("faq_085"));
     assert_eq!(b.first().map(|h| h.id.as_str()), Some("faq_089"));
 }
