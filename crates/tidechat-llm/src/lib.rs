@@ -62,6 +62,7 @@
 
 pub mod bpe;
 pub mod embed;
+pub mod embed;
 pub mod faq;
 mod faq_model;
 mod model;
@@ -71,6 +72,10 @@ mod registry;
 mod resilient;
 pub mod tokens;
 
+pub use embed::{
+    cosine, EmbedError, EmbedKind, Embedder, Embeddings, LocalEmbedder, OpenAiEmbedder,
+    OpenAiEmbedderConfig,
+};
 pub use embed::{
     cosine, EmbedError, EmbedKind, Embedder, Embeddings, LocalEmbedder, OpenAiEmbedder,
     OpenAiEmbedderConfig,

@@ -65,7 +65,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// How long to wait before retry number `retry` (0-based) after `error`,
     /// or `None` to give up on this model.
-    fn delay(&self, retry: u32, error: &LlmError) -> Option<Duration> {
+    pub(crate) fn delay(&self, retry: u32, error: &LlmError) -> Option<Duration> {
         if !error.is_retryable() || retry >= self.max_retries {
             return None;
         }
