@@ -62,7 +62,6 @@
 
 pub mod bpe;
 pub mod embed;
-pub mod embed;
 pub mod faq;
 mod faq_model;
 mod model;
@@ -72,10 +71,6 @@ mod registry;
 mod resilient;
 pub mod tokens;
 
-pub use embed::{
-    cosine, EmbedError, EmbedKind, Embedder, Embeddings, LocalEmbedder, OpenAiEmbedder,
-    OpenAiEmbedderConfig,
-};
 pub use embed::{
     cosine, EmbedError, EmbedKind, Embedder, Embeddings, LocalEmbedder, OpenAiEmbedder,
     OpenAiEmbedderConfig,
