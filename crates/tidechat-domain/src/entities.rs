@@ -205,7 +205,25 @@ pub struct Message {
     /// For a reply replaced by moderation: what the model had written
     /// (audit; shown to API-key callers only).
     pub original_content: Option<String>,
+    /// The knowledge a reply was grounded in (FAQ entries, document chunks),
+    /// best first; empty for other messages.
+    pub citations: Vec<Citation>,
     pub created_at: Timestamp,
+}
+
+/// A piece of the organization's knowledge a reply used.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Citation {
+    Faq {
+        id: FaqId,
+    },
+    Document {
+        id: DocumentId,
+        /// The chunk's position in the document (0-based).
+        chunk: u32,
+        /// Document title and heading path of the chunk.
+        title: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -429,4 +447,72 @@ pub struct ProactiveMessage {
     /// `*` matches any characters (`https://shop.example/*/checkout`).
     pub url_pattern: String,
     pub created_at: Timestamp,
+}
+
+/// The text formats a knowledge document can be uploaded in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentFormat {
+    Markdown,
+    Html,
+    Text,
+    Pdf,
+}
+
+impl DocumentFormat {
+    pub const ALL: [DocumentFormat; 4] = [Self::Markdown, Self::Html, Self::Text, Self::Pdf];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Markdown => "markdown",
+            Self::Html => "html",
+            Self::Text => "text",
+            Self::Pdf => "pdf",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == value)
+    }
+}
+
+/// A knowledge document: its extracted text is split into chunks that are
+/// searched together with the FAQ.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub id: DocumentId,
+    pub org_id: OrgId,
+    pub workspace_id: WorkspaceId,
+    pub title: String,
+    pub format: DocumentFormat,
+    /// The uploaded file's name, if it came as a file.
+    pub source_name: Option<String>,
+    /// Optional sub-organization inside the tenant, as on FAQ entries.
+    pub organization_id: Option<String>,
+    /// Characters of extracted plain text (the text itself is read with
+    /// the document's text, not with every listing).
+    pub chars: i64,
+    pub chunk_count: i32,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// One chunk of a [`Document`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentChunk {
+    pub document_id: DocumentId,
+    pub index: i32,
+    /// Document title and the heading path of the chunk ("Guide › Returns").
+    pub heading: String,
+    pub content: String,
+    pub organization_id: Option<String>,
+}
+
+/// A stored embedding of a FAQ entry or a document chunk, with the embedder
+/// that made it (vectors of another model are never mixed in).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEmbedding {
+    /// `faq_…` for an entry, `doc_…#N` for chunk N of a document.
+    pub item_id: String,
+    pub model: String,
+    pub vector: Vec<f32>,
 }

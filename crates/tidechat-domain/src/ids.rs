@@ -99,6 +99,8 @@ prefixed_id!(/// A website that embeds the widget.
     SiteId, "sit");
 prefixed_id!(/// A proactive (nudge) message of a site.
     ProactiveId, "pro");
+prefixed_id!(/// A knowledge document (Markdown, HTML, text or PDF) split into chunks.
+    DocumentId, "doc");
 
 #[cfg(test)]
 mod tests {

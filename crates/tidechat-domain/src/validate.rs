@@ -27,6 +27,10 @@ pub const SYSTEM_PROMPT_MAX_CHARS: usize = 32_000;
 pub const FALLBACK_MAX_CHARS: usize = 4_000;
 pub const FAQ_QUESTION_MAX_CHARS: usize = 1_000;
 pub const FAQ_ANSWER_MAX_CHARS: usize = 20_000;
+/// Extracted text of one knowledge document (about 8 MB of UTF-8 at most).
+pub const DOCUMENT_TEXT_MAX_CHARS: usize = 4_000_000;
+/// Size of an uploaded document file (before text extraction).
+pub const DOCUMENT_FILE_MAX_BYTES: usize = 16 * 1024 * 1024;
 pub const FAQ_TAGS_MAX: usize = 20;
 pub const FAQ_TAG_MAX_CHARS: usize = 64;
 pub const FAQ_IMPORT_MAX_ENTRIES: usize = 5_000;

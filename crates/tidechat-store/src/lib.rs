@@ -23,6 +23,7 @@
 //!   on it: rows of other tenants are indistinguishable from missing rows.
 
 pub mod error;
+mod knowledge;
 mod models;
 mod pool;
 mod repo;
@@ -34,6 +35,7 @@ use chrono::{DateTime, Utc};
 use tidechat_domain::{ApiKeyId, MessageId, MessageStatus, OrgId, Role, SessionId, SessionStatus};
 
 pub use error::StoreError;
+pub use knowledge::{chunk_item_id, DocumentWrite, EmbeddingRecord, NewEmbedding, UsageEvent};
 pub use models::truncate_timestamp;
 pub use pool::{Backend, Store};
 
@@ -110,6 +112,8 @@ pub struct NewMessage {
     pub first_token_ms: Option<i64>,
     /// What moderation replaced (audit).
     pub original_content: Option<String>,
+    /// The knowledge the reply used (assistant messages).
+    pub citations: Vec<tidechat_domain::Citation>,
     /// Findings stored with the message.
     pub moderation: Vec<tidechat_domain::ModerationRecord>,
     /// Folds `drift_score` into the session's drift aggregate with this

@@ -399,6 +399,7 @@ pub(crate) struct MessageRow {
     pub api_key_id: Option<String>,
     pub first_token_ms: Option<i64>,
     pub original_content: Option<String>,
+    pub citations: String,
 }
 
 impl MessageRow {
@@ -423,6 +424,7 @@ impl MessageRow {
             api_key_id: m.api_key_id.as_ref().map(|k| k.as_str().to_owned()),
             first_token_ms: m.first_token_ms,
             original_content: m.original_content.clone(),
+            citations: crate::knowledge::citations_to_json(&m.citations),
         }
     }
 
@@ -431,6 +433,7 @@ impl MessageRow {
             Role::parse(&self.role).ok_or_else(|| corrupt("messages", &self.id, "unknown role"))?;
         let status = MessageStatus::parse(&self.status)
             .ok_or_else(|| corrupt("messages", &self.id, "unknown status"))?;
+        let citations = crate::knowledge::citations_from_json(&self.id, &self.citations)?;
         Ok(Message {
             id: MessageId::from_trusted(self.id),
             session_id: SessionId::from_trusted(self.session_id),
@@ -448,6 +451,7 @@ impl MessageRow {
             status,
             first_token_ms: self.first_token_ms,
             original_content: self.original_content,
+            citations,
             created_at: from_db_ts(self.created_at),
         })
     }

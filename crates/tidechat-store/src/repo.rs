@@ -807,6 +807,11 @@ impl Store {
             let Some(ws) = ws else {
                 return Ok(false);
             };
+            diesel::delete(
+                knowledge_embeddings::table.filter(knowledge_embeddings::item_id.eq(id.as_str())),
+            )
+            .execute(conn)
+            .await?;
             diesel::update(workspaces::table.find(&ws))
                 .set(workspaces::faq_version.eq(workspaces::faq_version + 1))
                 .execute(conn)
@@ -1004,12 +1009,19 @@ impl Store {
         let since = to_db_ts(since);
         let key = key.map(|k| k.as_str().to_owned());
         let (pg, sqlite) = (
-            "SELECT CAST(COALESCE(SUM(input_tokens + output_tokens), 0) AS BIGINT) AS tokens, \
-             CAST(COALESCE(SUM(cost_usd_micros), 0) AS BIGINT) AS cost FROM messages \
-             WHERE org_id = $1 AND role = 'assistant' AND created_at >= $2 AND ($3 IS NULL OR api_key_id = $3)",
-            "SELECT CAST(COALESCE(SUM(input_tokens + output_tokens), 0) AS BIGINT) AS tokens, \
-             CAST(COALESCE(SUM(cost_usd_micros), 0) AS BIGINT) AS cost FROM messages \
-             WHERE org_id = ?1 AND role = 'assistant' AND created_at >= ?2 AND (?3 IS NULL OR api_key_id = ?3)",
+            // Replies plus other usage (embedding calls), see `usage_events`.
+            "SELECT CAST(COALESCE(SUM(tokens), 0) AS BIGINT) AS tokens, \
+             CAST(COALESCE(SUM(cost), 0) AS BIGINT) AS cost FROM ( \
+             SELECT input_tokens + output_tokens AS tokens, cost_usd_micros AS cost FROM messages \
+             WHERE org_id = $1 AND role = 'assistant' AND created_at >= $2 AND ($3::TEXT IS NULL OR api_key_id = $3) \
+             UNION ALL SELECT input_tokens, cost_usd_micros FROM usage_events \
+             WHERE org_id = $1 AND created_at >= $2 AND ($3::TEXT IS NULL OR api_key_id = $3)) AS u",
+            "SELECT CAST(COALESCE(SUM(tokens), 0) AS BIGINT) AS tokens, \
+             CAST(COALESCE(SUM(cost), 0) AS BIGINT) AS cost FROM ( \
+             SELECT input_tokens + output_tokens AS tokens, cost_usd_micros AS cost FROM messages \
+             WHERE org_id = ?1 AND role = 'assistant' AND created_at >= ?2 AND (?3 IS NULL OR api_key_id = ?3) \
+             UNION ALL SELECT input_tokens, cost_usd_micros FROM usage_events \
+             WHERE org_id = ?1 AND created_at >= ?2 AND (?3 IS NULL OR api_key_id = ?3)) AS u",
         );
         let sql = if self.backend() == crate::Backend::Postgres {
             pg
@@ -1047,13 +1059,19 @@ impl Store {
         } else {
             ("?1", "?2", "?3")
         };
+        // Replies plus other usage (embedding calls: a request each, input
+        // tokens only).
         let sql = format!(
             "SELECT {key} AS key, COUNT(*) AS requests, \
              CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
              CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
              CAST(COALESCE(SUM(cost_usd_micros), 0) AS BIGINT) AS cost_usd_micros \
+             FROM (SELECT created_at, model, api_key_id, input_tokens, output_tokens, cost_usd_micros \
              FROM messages WHERE org_id = {o} AND role = 'assistant' \
-             AND created_at >= {f} AND created_at < {t} GROUP BY 1 ORDER BY 1"
+             AND created_at >= {f} AND created_at < {t} \
+             UNION ALL SELECT created_at, model, api_key_id, input_tokens, 0, cost_usd_micros \
+             FROM usage_events WHERE org_id = {o} \
+             AND created_at >= {f} AND created_at < {t}) AS u GROUP BY 1 ORDER BY 1"
         );
         let (from, to) = (to_db_ts(from), to_db_ts(to));
         let rows: Vec<UsageGroupRow> = with_conn!(self, conn => {

@@ -220,6 +220,7 @@ diesel::table! {
         api_key_id -> Nullable<Text>,
         first_token_ms -> Nullable<BigInt>,
         original_content -> Nullable<Text>,
+        citations -> Text,
     }
 }
 
@@ -245,7 +246,61 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    documents (id) {
+        id -> Text,
+        org_id -> Text,
+        workspace_id -> Text,
+        title -> Text,
+        format -> Text,
+        source_name -> Nullable<Text>,
+        organization_id -> Nullable<Text>,
+        text -> Text,
+        text_chars -> BigInt,
+        chunk_count -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    document_chunks (document_id, idx) {
+        document_id -> Text,
+        idx -> Integer,
+        org_id -> Text,
+        workspace_id -> Text,
+        heading -> Text,
+        content -> Text,
+        organization_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    knowledge_embeddings (item_id, model) {
+        item_id -> Text,
+        model -> Text,
+        workspace_id -> Text,
+        content_hash -> Text,
+        vector -> Binary,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    usage_events (id) {
+        id -> Text,
+        org_id -> Text,
+        api_key_id -> Nullable<Text>,
+        kind -> Text,
+        model -> Text,
+        input_tokens -> BigInt,
+        cost_usd_micros -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(workspaces -> organizations (org_id));
+diesel::joinable!(document_chunks -> documents (document_id));
 diesel::joinable!(personas -> workspaces (workspace_id));
 diesel::joinable!(api_keys -> workspaces (workspace_id));
 diesel::joinable!(sessions -> personas (persona_id));
@@ -271,4 +326,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     widget_message_ids,
     proactive_messages,
     proactive_deliveries,
+    documents,
+    document_chunks,
+    knowledge_embeddings,
+    usage_events,
 );

@@ -53,6 +53,7 @@ both_backends!(
     tools_crud,
     moderation_and_drift,
     offset_pages_deletes_and_tickets,
+    documents_embeddings_and_usage_events,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -192,6 +193,16 @@ fn new_message(s: &Session, content: &str, billed: bool, at: DateTime<Utc>) -> N
         api_key_id: None,
         first_token_ms: Some(12),
         original_content: None,
+        citations: vec![
+            Citation::Faq {
+                id: FaqId::generate(),
+            },
+            Citation::Document {
+                id: DocumentId::generate(),
+                chunk: 7,
+                title: "Guide › Rückgabe 📦".to_owned(),
+            },
+        ],
         moderation: Vec::new(),
         drift_alpha: None,
     }
@@ -366,6 +377,7 @@ async fn bundle_round_trip(db: &TestDb) {
         status: MessageStatus::Partial,
         first_token_ms: Some(12),
         original_content: None,
+        citations: nm.citations.clone(),
         created_at: micros(t(30)),
     };
     assert_eq!(m, expected_msg);
@@ -1766,4 +1778,284 @@ async fn offset_pages_deletes_and_tickets(db: &TestDb) {
         "expired"
     );
     assert_eq!(store.redeem_ws_ticket("nope", t(0)).await.unwrap(), None);
+}
+
+fn document(tn: &Tenant, title: &str, chunks: i32) -> Document {
+    Document {
+        id: DocumentId::generate(),
+        org_id: tn.org.id.clone(),
+        workspace_id: tn.ws.id.clone(),
+        title: title.to_owned(),
+        format: DocumentFormat::Markdown,
+        source_name: Some("guide.md".to_owned()),
+        organization_id: None,
+        chars: 1234,
+        chunk_count: chunks,
+        created_at: t(40),
+        updated_at: t(41),
+    }
+}
+
+fn chunks_of(d: &Document, n: i32) -> Vec<DocumentChunk> {
+    (0..n)
+        .map(|i| DocumentChunk {
+            document_id: d.id.clone(),
+            index: i,
+            heading: format!("{} › Teil {i}", d.title),
+            content: format!("Inhalt {i}: 반품은 30일 이내 ✅"),
+            organization_id: None,
+        })
+        .collect()
+}
+
+fn embedding(item: String, model: &str, v: f32) -> NewEmbedding {
+    NewEmbedding {
+        item_id: item,
+        model: model.to_owned(),
+        content_hash: format!("h{v}"),
+        vector: vec![v, -v, 0.5, f32::MIN_POSITIVE],
+    }
+}
+
+async fn documents_embeddings_and_usage_events(db: &TestDb) {
+    let store = &db.store;
+    let a = tenant(store, "A").await;
+    let b = tenant(store, "B").await;
+    let v0 = store.faq_version(&a.ws.id).await.unwrap();
+
+    // Insert: document, chunks and embeddings together; the version moves.
+    let d = document(&a, "Guide", 3);
+    let chunks = chunks_of(&d, 3);
+    let embeddings: Vec<NewEmbedding> = (0..3)
+        .map(|i| embedding(chunk_item_id(&d.id, i), "m1", i as f32))
+        .collect();
+    let text = "# Guide\n\nInhalt";
+    store
+        .insert_document(DocumentWrite {
+            document: &d,
+            text,
+            chunks: &chunks,
+            embeddings: &embeddings,
+        })
+        .await
+        .unwrap();
+    assert!(store.faq_version(&a.ws.id).await.unwrap() > v0);
+    let stored = Document {
+        created_at: micros(d.created_at),
+        updated_at: micros(d.updated_at),
+        ..d.clone()
+    };
+    assert_eq!(
+        store.get_document(&a.org.id, &d.id).await.unwrap(),
+        Some(stored.clone())
+    );
+    assert_eq!(
+        store
+            .document_text(&a.org.id, &d.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(text)
+    );
+    assert_eq!(
+        store.document_chunks(&a.org.id, &d.id).await.unwrap(),
+        chunks
+    );
+    assert_eq!(store.workspace_chunks(&a.ws.id).await.unwrap(), chunks);
+    let mut stored_embeddings = store.workspace_embeddings(&a.ws.id, "m1").await.unwrap();
+    stored_embeddings.sort_by(|x, y| x.embedding.item_id.cmp(&y.embedding.item_id));
+    assert_eq!(stored_embeddings.len(), 3);
+    assert_eq!(stored_embeddings[2].embedding.vector, embeddings[2].vector);
+    assert_eq!(stored_embeddings[2].content_hash, "h2");
+    assert!(store
+        .workspace_embeddings(&a.ws.id, "m2")
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Another tenant sees nothing and cannot write into A's workspace.
+    assert!(store
+        .get_document(&b.org.id, &d.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .document_text(&b.org.id, &d.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .document_chunks(&b.org.id, &d.id)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .list_documents(&b.org.id, &PageRequest::first(10))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!store.delete_document(&b.org.id, &d.id).await.unwrap());
+    let mut foreign = document(&a, "x", 0);
+    foreign.org_id = b.org.id.clone();
+    assert!(matches!(
+        store
+            .insert_document(DocumentWrite {
+                document: &foreign,
+                text: "x",
+                chunks: &[],
+                embeddings: &[],
+            })
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut replaced = d.clone();
+    replaced.title = "Neu".into();
+    assert!(store
+        .replace_document(
+            &b.org.id,
+            DocumentWrite {
+                document: &replaced,
+                text: "neu",
+                chunks: &[],
+                embeddings: &[],
+            }
+        )
+        .await
+        .unwrap()
+        .is_none());
+
+    // Replace: fewer chunks, old chunk embeddings gone.
+    let v1 = store.faq_version(&a.ws.id).await.unwrap();
+    replaced.chunk_count = 1;
+    replaced.chars = 3;
+    let new_chunks = chunks_of(&replaced, 1);
+    let new_embeddings = vec![embedding(chunk_item_id(&d.id, 0), "m1", 9.0)];
+    let after = store
+        .replace_document(
+            &a.org.id,
+            DocumentWrite {
+                document: &replaced,
+                text: "neu",
+                chunks: &new_chunks,
+                embeddings: &new_embeddings,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (after.title.as_str(), after.chunk_count, after.chars),
+        ("Neu", 1, 3)
+    );
+    assert!(store.faq_version(&a.ws.id).await.unwrap() > v1);
+    assert_eq!(
+        store.document_chunks(&a.org.id, &d.id).await.unwrap(),
+        new_chunks
+    );
+    let e = store.workspace_embeddings(&a.ws.id, "m1").await.unwrap();
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].embedding.vector[0], 9.0);
+
+    // FAQ embeddings: upsert replaces; deleting the entry deletes them.
+    let f = faq(&a, "Wie lange dauert der Versand?");
+    store.insert_faqs(std::slice::from_ref(&f)).await.unwrap();
+    let v2 = store.faq_version(&a.ws.id).await.unwrap();
+    store
+        .put_embeddings(&a.ws.id, &[embedding(f.id.as_str().to_owned(), "m1", 1.0)])
+        .await
+        .unwrap();
+    store
+        .put_embeddings(&a.ws.id, &[embedding(f.id.as_str().to_owned(), "m1", 2.0)])
+        .await
+        .unwrap();
+    assert!(store.faq_version(&a.ws.id).await.unwrap() > v2);
+    let e = store.workspace_embeddings(&a.ws.id, "m1").await.unwrap();
+    assert_eq!(e.len(), 2);
+    let fe = e
+        .iter()
+        .find(|r| r.embedding.item_id == f.id.as_str())
+        .unwrap();
+    assert_eq!(
+        (fe.embedding.vector[0], fe.content_hash.as_str()),
+        (2.0, "h2")
+    );
+    assert!(store.delete_faq(&a.org.id, &f.id).await.unwrap());
+    assert_eq!(
+        store
+            .workspace_embeddings(&a.ws.id, "m1")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Delete: document, chunks and embeddings.
+    assert_eq!(
+        store
+            .list_documents(&a.org.id, &PageRequest::first(10))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store.delete_document(&a.org.id, &d.id).await.unwrap());
+    assert!(!store.delete_document(&a.org.id, &d.id).await.unwrap());
+    assert!(store
+        .get_document(&a.org.id, &d.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.workspace_chunks(&a.ws.id).await.unwrap().is_empty());
+    assert!(store
+        .workspace_embeddings(&a.ws.id, "m1")
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Usage events count towards usage and quotas, per key and org.
+    store
+        .insert_usage_event(&UsageEvent {
+            org_id: a.org.id.clone(),
+            api_key_id: Some(a.key.id.clone()),
+            kind: "embedding".into(),
+            model: "embed-small".into(),
+            input_tokens: 40,
+            cost_usd_micros: 7,
+            created_at: t(500),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.usage_since(&a.org.id, None, t(0)).await.unwrap(),
+        (40, 7)
+    );
+    assert_eq!(
+        store
+            .usage_since(&a.org.id, Some(&a.key.id), t(0))
+            .await
+            .unwrap(),
+        (40, 7)
+    );
+    assert_eq!(
+        store.usage_since(&a.org.id, None, t(501)).await.unwrap(),
+        (0, 0)
+    );
+    assert_eq!(
+        store.usage_since(&b.org.id, None, t(0)).await.unwrap(),
+        (0, 0)
+    );
+    let rows = store
+        .usage(&a.org.id, t(0), t(1000), UsageGroup::Model)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (
+            rows[0].key.as_deref(),
+            rows[0].requests,
+            rows[0].input_tokens,
+            rows[0].output_tokens
+        ),
+        (Some("embed-small"), 1, 40, 0)
+    );
 }
