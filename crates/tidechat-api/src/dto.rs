@@ -130,6 +130,9 @@ pub struct MessageDto {
     /// Only shown to API-key callers, never to session tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub original_content: Option<String>,
+    /// For replies: the FAQ entries and document passages the reply was
+    /// grounded in, best first (empty for fallbacks and other messages).
+    pub citations: Vec<CitationDto>,
     pub created_at: String,
 }
 
@@ -180,6 +183,7 @@ impl From<Message> for MessageDto {
             seq: m.seq,
             time_to_first_token_ms: m.first_token_ms,
             original_content: None,
+            citations: m.citations.into_iter().map(CitationDto::from).collect(),
             created_at: timestamp(&m.created_at),
         }
     }
@@ -551,4 +555,227 @@ pub struct MessageModerationDto {
     /// What the model wrote before moderation replaced it; null otherwise.
     pub original_content: Option<String>,
     pub records: Vec<ModerationRecordDto>,
+}
+
+// ---------------------------------------------------------------- knowledge
+
+/// What a reply was grounded in: a FAQ entry, or a passage (chunk) of a
+/// document.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum CitationDto {
+    /// A FAQ entry (`GET /v1/faqs/{faqId}`).
+    #[serde(rename_all = "camelCase")]
+    Faq { faq_id: String },
+    /// Chunk `chunk` (0-based) of a document (`GET /v1/documents/{documentId}`).
+    #[serde(rename_all = "camelCase")]
+    Document {
+        document_id: String,
+        chunk: u32,
+        /// Document title and heading path of the passage.
+        title: String,
+    },
+}
+
+impl From<tidechat_domain::Citation> for CitationDto {
+    fn from(c: tidechat_domain::Citation) -> Self {
+        match c {
+            tidechat_domain::Citation::Faq { id } => Self::Faq {
+                faq_id: id.into_string(),
+            },
+            tidechat_domain::Citation::Document { id, chunk, title } => Self::Document {
+                document_id: id.into_string(),
+                chunk,
+                title,
+            },
+        }
+    }
+}
+
+/// The formats a document can be uploaded in.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DocumentFormatDto {
+    Markdown,
+    Html,
+    Text,
+    Pdf,
+}
+
+impl From<tidechat_domain::DocumentFormat> for DocumentFormatDto {
+    fn from(f: tidechat_domain::DocumentFormat) -> Self {
+        use tidechat_domain::DocumentFormat as F;
+        match f {
+            F::Markdown => Self::Markdown,
+            F::Html => Self::Html,
+            F::Text => Self::Text,
+            F::Pdf => Self::Pdf,
+        }
+    }
+}
+
+impl From<DocumentFormatDto> for tidechat_domain::DocumentFormat {
+    fn from(f: DocumentFormatDto) -> Self {
+        match f {
+            DocumentFormatDto::Markdown => Self::Markdown,
+            DocumentFormatDto::Html => Self::Html,
+            DocumentFormatDto::Text => Self::Text,
+            DocumentFormatDto::Pdf => Self::Pdf,
+        }
+    }
+}
+
+/// A knowledge document: its text is split into chunks that are searched
+/// together with the FAQ.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentDto {
+    #[schema(example = "doc_01jd3x8y6q1v0w2r7k9m4n5p6t")]
+    pub document_id: String,
+    pub workspace_id: String,
+    pub title: String,
+    pub format: DocumentFormatDto,
+    /// The uploaded file's name, when it came as a file.
+    pub file_name: Option<String>,
+    /// Optional sub-organization inside your tenant (as on FAQ entries).
+    pub organization_id: Option<String>,
+    /// Characters of extracted text.
+    pub chars: i64,
+    pub chunk_count: i32,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<tidechat_domain::Document> for DocumentDto {
+    fn from(d: tidechat_domain::Document) -> Self {
+        Self {
+            document_id: d.id.into_string(),
+            workspace_id: d.workspace_id.into_string(),
+            title: d.title,
+            format: d.format.into(),
+            file_name: d.source_name,
+            organization_id: d.organization_id,
+            chars: d.chars,
+            chunk_count: d.chunk_count,
+            created_at: timestamp(&d.created_at),
+            updated_at: timestamp(&d.updated_at),
+        }
+    }
+}
+
+/// One chunk of a document.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentChunkDto {
+    pub index: i32,
+    /// Document title and heading path ("Guide › Returns").
+    pub heading: String,
+    pub content: String,
+}
+
+/// A document with its extracted text and chunks.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentDetailDto {
+    #[serde(flatten)]
+    pub document: DocumentDto,
+    pub text: String,
+    pub chunks: Vec<DocumentChunkDto>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentPage {
+    pub items: Vec<DocumentDto>,
+    pub next_cursor: Option<String>,
+    pub has_more: bool,
+}
+page_from!(DocumentPage, DocumentDto, tidechat_domain::Document);
+
+/// A document given as JSON (files: send `multipart/form-data` with a
+/// `file` part, or the raw bytes with their `Content-Type`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"title": "Returns guide", "format": "markdown", "content": "# Returns\n\nYou can return any item within 30 days."}))]
+pub struct DocumentRequest {
+    /// Default: the document's own title (first heading, `<title>`), else the file name.
+    pub title: Option<String>,
+    /// Default: guessed from `fileName` and the content.
+    pub format: Option<DocumentFormatDto>,
+    /// The document's text (Markdown, HTML or plain text).
+    pub content: String,
+    pub file_name: Option<String>,
+    pub organization_id: Option<String>,
+}
+
+/// A question to rank the knowledge for, as a turn would.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"query": "How do I return a broken tablet?"}))]
+pub struct KnowledgeSearchRequest {
+    pub query: String,
+    /// Search only entries and documents of this sub-organization.
+    pub organization_id: Option<String>,
+    /// Hits to return (1–50, default 5).
+    pub limit: Option<usize>,
+    /// Confidence below which the question is out of scope (default: the
+    /// built-in default, what personas use unless they set `faqThreshold`).
+    pub threshold: Option<f64>,
+}
+
+/// One ranked FAQ entry or document passage.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KnowledgeHitDto {
+    /// What the hit is, with its id.
+    pub source: CitationDto,
+    /// The entry's question, or the passage's title and heading path.
+    pub title: String,
+    /// The entry's answer, or the passage's text.
+    pub text: String,
+    /// How sure the ranker is that this answers the question (0–1; compare
+    /// with `threshold`).
+    pub confidence: f64,
+    /// Ranking score (only comparable within one search).
+    pub score: f64,
+    /// The lexical part of the ranking.
+    pub lexical: f64,
+    /// Cosine similarity of the question and the passage (`null` without an
+    /// embedding model).
+    pub semantic: Option<f64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KnowledgeSearchResponse {
+    /// `hybrid` (lexical + embeddings) or `lexical` (no embedding model, or it failed).
+    pub mode: String,
+    pub threshold: f64,
+    /// True when no hit reaches `threshold`: the `faq` model would send the fallback reply.
+    pub out_of_scope: bool,
+    pub hits: Vec<KnowledgeHitDto>,
+}
+
+impl KnowledgeHitDto {
+    pub fn from_hit(hit: tidechat_llm::FaqHit) -> Self {
+        let source = match &hit.chunk {
+            Some(c) => CitationDto::Document {
+                document_id: c.document_id.clone(),
+                chunk: c.index,
+                title: hit.question.clone(),
+            },
+            None => CitationDto::Faq {
+                faq_id: hit.id.clone(),
+            },
+        };
+        Self {
+            source,
+            title: hit.question,
+            text: hit.answer,
+            confidence: hit.confidence,
+            score: hit.score,
+            lexical: hit.lexical,
+            semantic: hit.semantic,
+        }
+    }
 }

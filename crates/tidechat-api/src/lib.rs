@@ -127,6 +127,7 @@ pub fn configure(
         routes::sessions::configure(cfg);
         routes::personas::configure(cfg);
         routes::faqs::configure(cfg);
+        routes::documents::configure(cfg);
         routes::keys::configure(cfg);
         routes::system::configure(cfg);
         routes::faq_chat::configure(cfg);

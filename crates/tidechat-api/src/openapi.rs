@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use crate::dto::*;
 use crate::error::{error_table_markdown, ErrorBody, ErrorDetail};
 use crate::routes::{
-    chats, faq_chat, faqs, keys, limits, personas, sessions, sites, system, tools,
+    chats, documents, faq_chat, faqs, keys, limits, personas, sessions, sites, system, tools,
 };
 
 #[derive(OpenApi)]
@@ -20,6 +20,8 @@ use crate::routes::{
         personas::create_persona, personas::list_personas, personas::get_persona, personas::update_persona,
         personas::delete_persona,
         faqs::create_faq, faqs::import_faqs, faqs::list_faqs, faqs::get_faq, faqs::update_faq, faqs::delete_faq,
+        documents::create_document, documents::list_documents, documents::get_document, documents::replace_document,
+        documents::delete_document, documents::search_knowledge,
         keys::create_key, keys::list_keys, keys::revoke_key,
         system::healthz, system::readyz, system::openapi,
         faq_chat::chat, faq_chat::config, faq_chat::history,
@@ -37,6 +39,7 @@ use crate::routes::{
         (name = "chat", description = "Chat sessions and messages"),
         (name = "personas", description = "How the assistant behaves"),
         (name = "faqs", description = "The FAQ the built-in model answers from"),
+        (name = "knowledge", description = "Documents searched together with the FAQ, and \"try a question\""),
         (name = "api-keys", description = "Credentials"),
         (name = "tools", description = "HTTP tools the models may call"),
         (name = "limits", description = "Rate limits, quotas and usage"),

@@ -10,12 +10,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use std::time::{Duration, Instant};
 use tidechat_domain::{Persona, PersonaId, Timestamp, WorkspaceId};
 use tidechat_guard::DriftModel;
-use tidechat_llm::{FaqDoc, FaqIndex};
-use tidechat_store::Store;
 
-use crate::EngineError;
+use tidechat_llm::FaqIndex;
+
+use crate::knowledge::{index_docs, Billing};
+use crate::{Engine, EngineError};
 
 /// A workspace's FAQ at one version.
 pub(crate) struct Knowledge {
@@ -33,40 +35,57 @@ type DriftEntry = (Timestamp, i64, Arc<DriftModel>);
 pub(crate) struct FaqCache {
     knowledge: Mutex<HashMap<WorkspaceId, Arc<Knowledge>>>,
     drift: Mutex<HashMap<PersonaId, DriftEntry>>,
+    /// When a background embedding run last started, per workspace.
+    backfill: Mutex<HashMap<WorkspaceId, Instant>>,
 }
 
+/// How often a workspace's missing embeddings are retried.
+const BACKFILL_INTERVAL: Duration = Duration::from_secs(30);
+
 impl FaqCache {
+    /// The workspace's index at its current version: FAQ entries and
+    /// document chunks, with their stored embeddings where those are
+    /// current. Items without one are embedded in the background (at most
+    /// one run per workspace every [`BACKFILL_INTERVAL`]).
     pub(crate) async fn index(
         &self,
-        store: &Store,
+        engine: &Engine,
         ws: &WorkspaceId,
+        billing: &Billing,
     ) -> Result<Arc<Knowledge>, EngineError> {
+        let store = engine.store();
         let version = store.faq_version(ws).await?;
         if let Some(found) = self.cached(ws, version) {
             return Ok(found);
         }
-        let entries = store.workspace_faqs(ws).await?;
-        let knowledge = tokio::task::spawn_blocking(move || {
+        let embedder_id = engine.embedder().map(|e| e.id().to_owned());
+        let (entries, chunks) =
+            tokio::try_join!(store.workspace_faqs(ws), store.workspace_chunks(ws))?;
+        let embeddings = match &embedder_id {
+            Some(model) => store.workspace_embeddings(ws, model).await?,
+            None => Vec::new(),
+        };
+        let (knowledge, missing) = tokio::task::spawn_blocking(move || {
             let texts = entries
                 .iter()
                 .map(|e| format!("{} {}", e.question, e.answer))
                 .collect();
-            let docs = entries
+            let embeddings: HashMap<String, (String, Arc<[f32]>)> = embeddings
                 .into_iter()
-                .map(|e| FaqDoc {
-                    id: e.id.into_string(),
-                    question: e.question,
-                    answer: e.answer,
-                    organization_id: e.organization_id,
-                    embedding: None,
-                    chunk: None,
+                .map(|r| {
+                    (
+                        r.embedding.item_id,
+                        (r.content_hash, Arc::from(r.embedding.vector)),
+                    )
                 })
                 .collect();
-            Knowledge {
+            let (docs, missing) = index_docs(entries, chunks, embeddings);
+            let knowledge = Knowledge {
                 version,
                 index: FaqIndex::build(docs),
                 texts,
-            }
+            };
+            (knowledge, missing)
         })
         .await
         .map_err(|e| EngineError::Internal(format!("building the FAQ index: {e}")))?;
@@ -76,7 +95,27 @@ impl FaqCache {
         if let Ok(mut map) = self.knowledge.lock() {
             map.insert(ws.clone(), knowledge.clone());
         }
+        if missing > 0 && embedder_id.is_some() && self.backfill_due(ws) {
+            let (engine, ws, billing) = (engine.clone(), ws.clone(), billing.clone());
+            tokio::spawn(async move { engine.embed_after_write(&ws, &billing).await });
+        }
         Ok(knowledge)
+    }
+
+    /// Whether a background embedding run for `ws` may start now (and
+    /// records that it does).
+    fn backfill_due(&self, ws: &WorkspaceId) -> bool {
+        let Ok(mut map) = self.backfill.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        match map.get(ws) {
+            Some(last) if now.duration_since(*last) < BACKFILL_INTERVAL => false,
+            _ => {
+                map.insert(ws.clone(), now);
+                true
+            }
+        }
     }
 
     fn cached(&self, ws: &WorkspaceId, version: i64) -> Option<Arc<Knowledge>> {

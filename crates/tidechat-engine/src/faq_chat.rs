@@ -7,6 +7,7 @@ use tidechat_domain::{validate, Organization, Session, SessionId, SessionStatus}
 use tidechat_store::{PageRequest, SessionFilter};
 
 use crate::auth::Principal;
+use crate::knowledge::Billing;
 use crate::turn::{policy, Context, Prepared, Recording, RETRIEVAL_TOP_K};
 use crate::{Engine, EngineError, Turn};
 
@@ -85,17 +86,21 @@ impl Engine {
             None => Vec::new(),
         };
 
-        let knowledge = self.inner.faqs.index(store, &workspace.id).await?;
-        let drift = self.inner.faqs.drift_model(&persona, &knowledge);
-        let retrieval = knowledge.index.retrieve(
-            &req.query,
-            None,
-            RETRIEVAL_TOP_K,
-            req.organization_id.as_deref(),
-            persona.faq_threshold,
-        );
         let policy = policy(&persona, &[]);
         let input = self.check_input(&req.query, &policy).await;
+        // The query is what the model sees (PII redacted): it may go to a
+        // remote embedding endpoint.
+        let (knowledge, retrieval, _) = self
+            .retrieve(
+                &Billing::of(who),
+                &workspace.id,
+                &input.text,
+                RETRIEVAL_TOP_K,
+                req.organization_id.as_deref(),
+                persona.faq_threshold,
+            )
+            .await?;
+        let drift = self.inner.faqs.drift_model(&persona, &knowledge);
         let request = Context {
             persona: &persona,
             model: &model,

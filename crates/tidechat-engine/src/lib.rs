@@ -9,9 +9,11 @@
 mod auth;
 mod chats;
 mod error;
+pub mod extract;
 mod faq_cache;
 mod faq_chat;
 mod import;
+mod knowledge;
 mod limits;
 mod page;
 mod sessions;
@@ -34,6 +36,7 @@ pub use chats::{sort_order, ChatMessages, OpenedChat, REPLAY_MAX, WS_TICKET_TTL_
 pub use error::EngineError;
 pub use faq_chat::{FaqChatRequest, SESSION_KEY_MAX_CHARS};
 pub use import::{parse_faq_csv, parse_faq_json, ImportFormat};
+pub use knowledge::{DocumentUpload, KnowledgeSearch, CHUNK_TARGET_CHARS};
 pub use limits::{month_bounds, EffectiveLimits, UsageReport};
 pub use page::{Cursor, Page};
 pub use sessions::{MessageQuery, NewSession, SessionQuery, SessionToken};
@@ -65,6 +68,9 @@ pub struct EngineConfig {
     pub max_tool_steps: usize,
     /// An external moderation classifier checked after the built-in guard.
     pub classifier: Option<tidechat_guard::ExternalClassifier>,
+    /// Embeds FAQ entries, document chunks and queries for semantic
+    /// retrieval; `None`: retrieval is lexical (see `knowledge`).
+    pub embedder: Option<Arc<dyn tidechat_llm::Embedder>>,
 }
 
 impl Default for EngineConfig {
@@ -79,6 +85,7 @@ impl Default for EngineConfig {
             tool_timeout: Duration::from_secs(10),
             max_tool_steps: 5,
             classifier: None,
+            embedder: None,
         }
     }
 }

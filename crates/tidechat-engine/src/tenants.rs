@@ -8,6 +8,7 @@ use tidechat_domain::{
 use tidechat_store::{PageRequest, StoreError};
 
 use crate::auth::{generate_api_key, Principal};
+use crate::knowledge::Billing;
 use crate::page::{Cursor, Page};
 use crate::{Engine, EngineError};
 
@@ -343,6 +344,12 @@ impl Engine {
             .map(|d| faq_from_draft(org, ws, d))
             .collect();
         self.inner.store.insert_faqs(&entries).await?;
+        // Embedded when written (a failure is retried on the next lookup).
+        let billing = Billing {
+            org_id: org.clone(),
+            key: None,
+        };
+        self.embed_after_write(ws, &billing).await;
         Ok(entries)
     }
 
@@ -390,11 +397,15 @@ impl Engine {
         who.require_admin()?;
         let id = FaqId::parse(id).map_err(|_| EngineError::NotFound("faq entry"))?;
         validate::faq(&draft)?;
-        self.inner
+        let entry = self
+            .inner
             .store
             .update_faq(&who.org_id, &id, &draft, Utc::now())
             .await?
-            .ok_or(EngineError::NotFound("faq entry"))
+            .ok_or(EngineError::NotFound("faq entry"))?;
+        self.embed_after_write(&entry.workspace_id, &Billing::of(who))
+            .await;
+        Ok(entry)
     }
 
     pub async fn delete_faq(&self, who: &Principal, id: &str) -> Result<(), EngineError> {

@@ -28,6 +28,7 @@ use tidechat_domain::{
 use tidechat_llm::{ToolCall, ToolSpec};
 
 use crate::auth::Principal;
+use crate::knowledge::Billing;
 use crate::{Engine, EngineError};
 
 pub const FAQ_SEARCH: &str = "faq_search";
@@ -77,6 +78,8 @@ pub(crate) struct ToolContext<'a> {
     pub session: &'a Session,
     pub workspace: &'a WorkspaceId,
     pub faq_threshold: f64,
+    /// The key the turn is billed to (for the query embedding of `faq_search`).
+    pub billing_key: Option<&'a tidechat_domain::ApiKeyId>,
 }
 
 fn builtin_spec(name: &str) -> Option<ToolSpec> {
@@ -204,16 +207,16 @@ impl Engine {
                 let Some(query) = arguments.get("query").and_then(Value::as_str) else {
                     return ToolOutcome::error("`query` (a string) is required");
                 };
+                let billing = Billing {
+                    org_id: ctx.session.org_id.clone(),
+                    key: ctx.billing_key.cloned(),
+                };
                 match self
-                    .inner
-                    .faqs
-                    .index(&self.inner.store, ctx.workspace)
+                    .retrieve(&billing, ctx.workspace, query, 3, None, ctx.faq_threshold)
                     .await
                 {
-                    Ok(knowledge) => {
-                        let hits: Vec<Value> = knowledge
-                            .index
-                            .retrieve(query, None, 3, None, ctx.faq_threshold)
+                    Ok((_, retrieval, _)) => {
+                        let hits: Vec<Value> = retrieval
                             .hits
                             .into_iter()
                             .map(|h| json!({"id": h.id, "question": h.question, "answer": h.answer, "confidence": h.confidence}))

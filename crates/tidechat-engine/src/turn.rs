@@ -38,6 +38,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::auth::Principal;
+use crate::knowledge::Billing;
 use crate::tools::{ToolContext, ToolOutcome, ToolSet};
 use crate::{Engine, EngineError};
 
@@ -182,9 +183,20 @@ impl Context<'_> {
         // Models other than the built-in one answer from the matching FAQ
         // entries (retrieval-augmented); the `faq` model reads them itself.
         if self.model.id != FAQ_MODEL_ID && !self.retrieval.out_of_scope {
-            system.push_str("\n\nAnswer from these FAQ entries when they are relevant:");
+            system.push_str(
+                "\n\nAnswer from these FAQ entries and document passages when they are relevant:",
+            );
             for hit in &self.retrieval.hits {
-                system.push_str(&format!("\nQ: {}\nA: {}", hit.question, hit.answer));
+                match &hit.chunk {
+                    Some(chunk) => system.push_str(&format!(
+                        "\nSource: {} (document {}, part {})\n{}",
+                        hit.question,
+                        chunk.document_id,
+                        chunk.index + 1,
+                        hit.answer
+                    )),
+                    None => system.push_str(&format!("\nQ: {}\nA: {}", hit.question, hit.answer)),
+                }
             }
         }
         let system = ChatMessage::system(system);
@@ -326,15 +338,21 @@ impl Engine {
 
         let policy = policy(&persona, &req.extra_guardrails);
         let input = self.check_input(&req.user_text, &policy).await;
-        let (history, knowledge) = tokio::join!(
+        // The query is what the model sees (PII redacted): it may go to a
+        // remote embedding endpoint.
+        let billing = Billing::of(who);
+        let (history, retrieved) = tokio::join!(
             store.recent_messages(&session.id, history_limit),
-            self.inner.faqs.index(store, &session.workspace_id)
+            self.retrieve(
+                &billing,
+                &session.workspace_id,
+                &input.text,
+                RETRIEVAL_TOP_K,
+                None,
+                persona.faq_threshold,
+            )
         );
-        let knowledge = knowledge?;
-        let retrieval =
-            knowledge
-                .index
-                .retrieve(&req.user_text, None, RETRIEVAL_TOP_K, None, persona.faq_threshold);
+        let (knowledge, retrieval, _) = retrieved?;
         let drift = self.inner.faqs.drift_model(&persona, &knowledge);
         let mut request = Context {
             persona: &persona,
@@ -494,6 +512,13 @@ impl Engine {
             api_key_id: p.billing_key.clone(),
             first_token_ms: g.first_token_ms,
             original_content: original,
+            // What the reply was grounded in: the `faq` model sends the top
+            // hit, other models saw every hit; fallbacks cite nothing.
+            citations: if canned || verdict == Verdict::Blocked {
+                Vec::new()
+            } else {
+                crate::knowledge::citations(&p.retrieval, p.model.id == FAQ_MODEL_ID)
+            },
             moderation: records(&findings),
             // Replies replaced by moderation or canned fallbacks say nothing
             // about drift; only model replies feed the session's aggregate.
@@ -593,6 +618,7 @@ impl Engine {
                 session,
                 workspace: &session.workspace_id,
                 faq_threshold: p.persona.faq_threshold,
+                billing_key: p.billing_key.as_ref(),
             };
             request
                 .messages
@@ -766,6 +792,7 @@ impl Recorder {
                 api_key_id: p.billing_key.clone(),
                 first_token_ms: None,
                 original_content: (p.input.text != p.user_text).then(|| p.user_text.clone()),
+                citations: Vec::new(),
                 moderation: records(&p.input.findings),
                 drift_alpha: None,
             };
@@ -855,6 +882,7 @@ impl Recorder {
             api_key_id: self.billing_key.clone(),
             first_token_ms: None,
             original_content: None,
+            citations: Vec::new(),
             moderation: Vec::new(),
             drift_alpha: None,
         };

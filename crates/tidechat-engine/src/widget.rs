@@ -495,6 +495,7 @@ impl Engine {
             api_key_id: None,
             first_token_ms: None,
             original_content: None,
+            citations: Vec::new(),
             moderation: Vec::new(),
             drift_alpha: None,
         };

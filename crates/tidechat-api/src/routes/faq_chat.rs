@@ -192,7 +192,14 @@ fn suggestions(hits: &[FaqHit]) -> Value {
     let results: Vec<Value> = hits
         .iter()
         .take(SUGGESTIONS)
-        .map(|h| json!({"id": h.id, "title": h.question}))
+        .map(|h| match &h.chunk {
+            // A document passage: its id, and the document and chunk it cites.
+            Some(c) => json!({
+                "id": h.id, "title": h.question, "type": "document",
+                "documentId": c.document_id, "chunk": c.index,
+            }),
+            None => json!({"id": h.id, "title": h.question, "type": "faq"}),
+        })
         .collect();
     json!({"type": "faq", "results": results})
 }

@@ -1,4 +1,5 @@
 pub mod chats;
+pub mod documents;
 pub mod faq_chat;
 pub mod faqs;
 pub mod keys;
