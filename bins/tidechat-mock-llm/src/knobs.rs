@@ -103,6 +103,9 @@ pub struct Knobs {
     /// reply's output_tokens.
     #[arg(long, env = "MOCK_LLM_ARG_PIECES", default_value_t = 3)]
     pub arg_pieces: u32,
+    /// Length of the vectors `POST /v1/embeddings` returns.
+    #[arg(long, env = "MOCK_LLM_DIMS", default_value_t = 256)]
+    pub dims: usize,
 }
 
 impl Default for Knobs {
@@ -119,6 +122,7 @@ impl Default for Knobs {
             tool: String::new(),
             tool_args: "{}".to_string(),
             arg_pieces: 3,
+            dims: 256,
         }
     }
 }
@@ -152,6 +156,7 @@ impl Knobs {
             "tool" => self.tool = value.to_string(),
             "tool_args" => self.tool_args = value.to_string(),
             "arg_pieces" => self.arg_pieces = parse::<u32>(name, value)?.max(1),
+            "dims" => self.dims = parse::<usize>(name, value)?.clamp(1, 4096),
             _ => return Err(format!("unknown knob {name:?}")),
         }
         Ok(())

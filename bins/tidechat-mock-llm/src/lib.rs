@@ -24,8 +24,10 @@ use futures_util::stream::{BoxStream, StreamExt};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+mod embeddings;
 mod knobs;
 
+pub use embeddings::embedding;
 pub use knobs::{Fault, Knobs};
 
 /// Marker included in every error body the mock sends, so tests can check
@@ -51,6 +53,8 @@ pub struct Stats {
     dropped: AtomicU64,
     stalled: AtomicU64,
     status_faults: AtomicU64,
+    embedding_requests: AtomicU64,
+    embedding_inputs: AtomicU64,
     /// Requests seen per fail_first key.
     per_key: Mutex<HashMap<String, u32>>,
     last_request: Mutex<Option<Value>>,
@@ -74,6 +78,16 @@ pub struct StatsSnapshot {
     pub status_faults: u64,
 }
 
+/// Counters of the embeddings endpoint (kept apart from [`StatsSnapshot`],
+/// whose fields callers construct).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EmbeddingStats {
+    /// `POST /v1/embeddings` requests received (including failed ones).
+    pub requests: u64,
+    /// Input texts in those requests.
+    pub inputs: u64,
+}
+
 impl Stats {
     pub fn snapshot(&self) -> StatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::SeqCst);
@@ -87,7 +101,15 @@ impl Stats {
         }
     }
 
-    /// The JSON body of the most recent completion request.
+    /// Counters of `POST /v1/embeddings`.
+    pub fn embedding_snapshot(&self) -> EmbeddingStats {
+        EmbeddingStats {
+            requests: self.embedding_requests.load(Ordering::SeqCst),
+            inputs: self.embedding_inputs.load(Ordering::SeqCst),
+        }
+    }
+
+    /// The JSON body of the most recent completion or embeddings request.
     pub fn last_request(&self) -> Option<Value> {
         self.last_request.lock().ok().and_then(|g| g.clone())
     }
@@ -116,6 +138,7 @@ pub fn server(listener: TcpListener, config: MockConfig) -> std::io::Result<(Ser
             .app_data(web::JsonConfig::default().limit(16 << 20))
             .route("/v1/chat/completions", web::post().to(openai))
             .route("/v1/messages", web::post().to(anthropic))
+            .route("/v1/embeddings", web::post().to(embeddings::handler))
             .route("/__stats", web::get().to(stats_handler))
             .route("/__last_request", web::get().to(last_request_handler))
     })
@@ -171,6 +194,11 @@ impl MockServer {
 
     pub fn last_request(&self) -> Option<Value> {
         self.stats.last_request()
+    }
+
+    /// Counters of `POST /v1/embeddings`.
+    pub fn embedding_stats(&self) -> EmbeddingStats {
+        self.stats.embedding_snapshot()
     }
 
     /// Stops the server (in-flight responses are dropped).
@@ -269,7 +297,7 @@ fn parse_request(api: Api, body: &Value) -> Parsed {
     }
 }
 
-fn error_response(api: Api, status: u16, message: &str) -> HttpResponse {
+pub(crate) fn error_response(api: Api, status: u16, message: &str) -> HttpResponse {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let message = format!("{ERROR_BODY_MARKER}: {message}");
     let body = match api {
@@ -310,61 +338,18 @@ fn handle(api: Api, state: &AppState, req: &HttpRequest, body: Value) -> HttpRes
         *last = Some(body.clone());
     }
 
-    if let Some(key) = &state.config.api_key {
-        let ok = match api {
-            Api::OpenAi => header(req, "authorization") == Some(format!("Bearer {key}").as_str()),
-            Api::Anthropic => header(req, "x-api-key") == Some(key.as_str()),
-        };
-        if !ok {
-            return error_response(api, 401, "invalid api key (the mock's secret error body)");
-        }
+    if let Some(denied) = check_auth(api, state, req) {
+        return denied;
     }
     if api == Api::Anthropic && header(req, "anthropic-version").is_none() {
         return error_response(api, 400, "anthropic-version header required");
     }
 
     let parsed = parse_request(api, &body);
-    let mut knobs = state.config.knobs.clone();
-    let mut overrides: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .filter_map(|(name, value)| {
-            let knob = name.as_str().strip_prefix("x-mock-")?;
-            Some((knob.to_string(), value.to_str().ok()?.to_string()))
-        })
-        .collect();
-    overrides.sort();
-    for (name, value) in &overrides {
-        if let Err(e) = knobs.set(name, value) {
-            return error_response(api, 400, &e);
-        }
-    }
-    if let Some((_, query)) = parsed.model.split_once('?') {
-        if let Err(e) = knobs.apply_query(query) {
-            return error_response(api, 400, &e);
-        }
-    }
-
-    let mut fault = knobs.fault;
-    if fault != Fault::None && knobs.fail_first > 0 {
-        let key = if knobs.key.is_empty() {
-            parsed.model.clone()
-        } else {
-            knobs.key.clone()
-        };
-        let seen = stats
-            .per_key
-            .lock()
-            .map(|mut map| {
-                let n = map.entry(key).or_default();
-                *n += 1;
-                *n
-            })
-            .unwrap_or(1);
-        if seen > knobs.fail_first {
-            fault = Fault::None;
-        }
-    }
+    let (knobs, fault) = match request_knobs(api, state, req, &parsed.model) {
+        Ok(k) => k,
+        Err(response) => return *response,
+    };
     if let Fault::Status(code) = fault {
         bump(&stats.status_faults);
         return error_response(api, code, "injected fault");
@@ -401,6 +386,70 @@ fn handle(api: Api, state: &AppState, req: &HttpRequest, body: Value) -> HttpRes
         .content_type(content_type)
         .insert_header(("cache-control", "no-cache"))
         .streaming(body)
+}
+
+/// Answers 401 unless the request carries the configured key (OpenAI:
+/// `Authorization: Bearer`, Anthropic: `x-api-key`).
+fn check_auth(api: Api, state: &AppState, req: &HttpRequest) -> Option<HttpResponse> {
+    let key = state.config.api_key.as_ref()?;
+    let ok = match api {
+        Api::OpenAi => header(req, "authorization") == Some(format!("Bearer {key}").as_str()),
+        Api::Anthropic => header(req, "x-api-key") == Some(key.as_str()),
+    };
+    (!ok).then(|| error_response(api, 401, "invalid api key (the mock's secret error body)"))
+}
+
+/// The knobs for one request (server defaults, then `x-mock-*` headers, then
+/// the model name's query) and the fault to apply after `fail_first`.
+fn request_knobs(
+    api: Api,
+    state: &AppState,
+    req: &HttpRequest,
+    model: &str,
+) -> Result<(Knobs, Fault), Box<HttpResponse>> {
+    let stats = &state.stats;
+    let mut knobs = state.config.knobs.clone();
+    let mut overrides: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            let knob = name.as_str().strip_prefix("x-mock-")?;
+            Some((knob.to_string(), value.to_str().ok()?.to_string()))
+        })
+        .collect();
+    overrides.sort();
+    for (name, value) in &overrides {
+        if let Err(e) = knobs.set(name, value) {
+            return Err(Box::new(error_response(api, 400, &e)));
+        }
+    }
+    if let Some((_, query)) = model.split_once('?') {
+        if let Err(e) = knobs.apply_query(query) {
+            return Err(Box::new(error_response(api, 400, &e)));
+        }
+    }
+
+    let mut fault = knobs.fault;
+    if fault != Fault::None && knobs.fail_first > 0 {
+        let key = if knobs.key.is_empty() {
+            model.to_string()
+        } else {
+            knobs.key.clone()
+        };
+        let seen = stats
+            .per_key
+            .lock()
+            .map(|mut map| {
+                let n = map.entry(key).or_default();
+                *n += 1;
+                *n
+            })
+            .unwrap_or(1);
+        if seen > knobs.fail_first {
+            fault = Fault::None;
+        }
+    }
+    Ok((knobs, fault))
 }
 
 enum Reply {
