@@ -147,9 +147,19 @@ async fn read_upload(
                 e.to_string(),
             )
         })?;
+        // JSON carries text: without a format or a telling file name it is
+        // Markdown (which plain text is too).
+        let format = body.format.map(DocumentFormat::from).unwrap_or_else(|| {
+            tidechat_engine::extract::guess_format(
+                body.file_name.as_deref(),
+                None,
+                body.content.as_bytes(),
+            )
+            .unwrap_or(DocumentFormat::Markdown)
+        });
         return Ok(DocumentUpload {
             title: body.title,
-            format: body.format.map(DocumentFormat::from),
+            format: Some(format),
             file_name: body.file_name,
             content_type: None,
             organization_id: body.organization_id,

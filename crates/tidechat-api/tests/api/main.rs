@@ -30,6 +30,7 @@ macro_rules! backends {
 }
 
 mod chats;
+mod knowledge;
 mod limits;
 mod llm;
 mod moderation;
