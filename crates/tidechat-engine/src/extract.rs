@@ -339,7 +339,10 @@ fn extract_markdown(source: &str) -> Extracted {
     let options = Options::ENABLE_TABLES
         | Options::ENABLE_STRIKETHROUGH
         | Options::ENABLE_TASKLISTS
-        | Options::ENABLE_FOOTNOTES;
+        | Options::ENABLE_FOOTNOTES
+        | Options::ENABLE_YAML_STYLE_METADATA_BLOCKS
+        | Options::ENABLE_PLUSES_DELIMITED_METADATA_BLOCKS
+        | Options::ENABLE_HEADING_ATTRIBUTES;
     let mut b = Builder::default();
     // Heading text is collected here while a heading is open.
     let mut heading: Option<(u8, String)> = None;
@@ -348,8 +351,23 @@ fn extract_markdown(source: &str) -> Extracted {
     let mut in_code = false;
     let mut html_block: Option<String> = None;
     let mut first_cell = true;
+    // Front matter (YAML `---` or TOML `+++`): not text, but its `title`
+    // names a document that has no `# H1`.
+    let mut metadata: Option<String> = None;
+    let mut front_title: Option<String> = None;
 
     for event in Parser::new_ext(source, options) {
+        if let Some(meta) = metadata.as_mut() {
+            match event {
+                Event::End(TagEnd::MetadataBlock(_)) => {
+                    front_title = front_title.or_else(|| front_matter_title(meta));
+                    metadata = None;
+                }
+                Event::Text(t) => meta.push_str(&t),
+                _ => {}
+            }
+            continue;
+        }
         if let Some((_, text)) = heading.as_mut() {
             match event {
                 Event::End(TagEnd::Heading(_)) => {
@@ -382,14 +400,16 @@ fn extract_markdown(source: &str) -> Extracted {
                 Tag::Heading { level, .. } => {
                     heading = Some((heading_number(level), String::new()))
                 }
+                // A loose list item's paragraph stays on the item's line.
                 Tag::Paragraph
                 | Tag::BlockQuote(_)
                 | Tag::Table(_)
-                | Tag::FootnoteDefinition(_) => {
-                    if !b.current.ends_with("- ") && !ends_with_number_marker(&b.current) {
-                        b.paragraph();
-                    }
+                | Tag::FootnoteDefinition(_)
+                    if !b.current.ends_with("- ") && !ends_with_number_marker(&b.current) =>
+                {
+                    b.paragraph();
                 }
+                Tag::MetadataBlock(_) => metadata = Some(String::new()),
                 Tag::CodeBlock(_) => {
                     b.paragraph();
                     in_code = true;
@@ -468,7 +488,23 @@ fn extract_markdown(source: &str) -> Extracted {
     if let Some((level, text)) = heading.take() {
         b.heading(level, &text);
     }
-    b.finish()
+    let mut extracted = b.finish();
+    if extracted.title.is_none() {
+        extracted.title = front_title;
+    }
+    extracted
+}
+
+fn front_matter_title(meta: &str) -> Option<String> {
+    meta.lines().find_map(|line| {
+        let (key, value) = line.split_once(':').or_else(|| line.split_once('='))?;
+        if !key.trim().eq_ignore_ascii_case("title") {
+            return None;
+        }
+        let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+        let title = heading_label(value);
+        (!title.is_empty()).then_some(title)
+    })
 }
 
 fn ends_with_number_marker(s: &str) -> bool {
@@ -498,8 +534,8 @@ fn strip_tags(html: &str) -> String {
 
 /// Elements whose content is never document text.
 const DROPPED: &[&str] = &[
-    "script", "style", "nav", "header", "footer", "noscript", "template", "svg", "iframe",
-    "object", "canvas", "button", "select",
+    "script", "style", "nav", "noscript", "template", "svg", "iframe", "object", "canvas",
+    "button", "select",
 ];
 /// Elements that break paragraphs.
 const BLOCKS: &[&str] = &[
@@ -531,6 +567,9 @@ const BLOCKS: &[&str] = &[
     "html",
     "caption",
     "center",
+    // Only inside article/main/section; a page-level header or footer is dropped.
+    "header",
+    "footer",
 ];
 
 fn extract_html(source: &str) -> Extracted {
@@ -556,7 +595,10 @@ fn extract_html(source: &str) -> Extracted {
         Line,
         Pre,
         Heading(u8),
+        /// Leaving an article/main/section.
+        Content,
     }
+    let mut content_depth = 0usize;
     // (depth of <pre>, open heading text)
     let mut pre_depth = 0usize;
     let mut heading: Option<(u8, String)> = None;
@@ -575,6 +617,12 @@ fn extract_html(source: &str) -> Extracted {
             Step::Exit(exit) => {
                 match exit {
                     Exit::Block => {
+                        if heading.is_none() {
+                            b.paragraph();
+                        }
+                    }
+                    Exit::Content => {
+                        content_depth = content_depth.saturating_sub(1);
                         if heading.is_none() {
                             b.paragraph();
                         }
@@ -628,7 +676,18 @@ fn extract_html(source: &str) -> Extracted {
                     }
                     continue;
                 }
-                if DROPPED.contains(&name) {
+                let attr = |key: &str| {
+                    tag.attributes()
+                        .get(key)
+                        .map(|v| v.map(|v| v.as_utf8_str().to_ascii_lowercase()))
+                };
+                let hidden = attr("hidden").is_some()
+                    || attr("aria-hidden") == Some(Some("true".to_owned()))
+                    || attr("role") == Some(Some("navigation".to_owned()));
+                // A page's own header/footer is chrome (logo, menu, legal
+                // links); an article's header holds its title.
+                let chrome = matches!(name, "header" | "footer") && content_depth == 0;
+                if DROPPED.contains(&name) || hidden || chrome {
                     continue;
                 }
                 let mut children: Vec<tl::NodeHandle> =
@@ -684,6 +743,13 @@ fn extract_html(source: &str) -> Extracted {
                             b.push(" | ");
                         }
                         first_cell = false;
+                    }
+                    "article" | "main" | "section" => {
+                        if heading.is_none() {
+                            b.paragraph();
+                        }
+                        content_depth += 1;
+                        stack.push(Step::Exit(Exit::Content));
                     }
                     _ if BLOCKS.contains(&name) => {
                         if heading.is_none() {
@@ -1049,11 +1115,17 @@ fn paragraphs(text: &str) -> Vec<String> {
 }
 
 /// Common abbreviations (EN/DE) after which a period does not end a sentence.
+/// ("etc." is not one: it ends sentences more often than not, and a
+/// lower-case next word already keeps "etc. and" together.)
 const ABBREVIATIONS: &[&str] = &[
-    "mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "approx", "no", "nr", "bzw",
-    "ca", "usw", "vgl", "evtl", "ggf", "inkl", "zzgl", "z.b", "d.h", "u.a", "bspw", "str", "tel",
-    "abs", "jan", "feb", "mär", "apr", "jun", "jul", "aug", "sep", "sept", "okt", "oct", "nov",
-    "dez", "dec", "max", "min", "sog", "jh", "mio", "mrd",
+    "mr", "mrs", "ms", "dr", "prof", "st", "vs", "e.g", "i.e", "approx", "bzw", "usw", "vgl",
+    "evtl", "ggf", "inkl", "zzgl", "z.b", "d.h", "u.a", "bspw", "sog", "jh", "jan", "feb", "apr",
+    "jun", "jul", "aug", "sep", "sept", "okt", "oct", "nov", "dez", "dec",
+];
+/// Abbreviations only before a number ("No. 5", "ca. 20 €"); elsewhere
+/// these words can end a sentence ("The answer is no. Then …").
+const ABBREVIATIONS_BEFORE_NUMBER: &[&str] = &[
+    "no", "nr", "ca", "tel", "abs", "art", "max", "min", "vol", "pp", "mio", "mrd", "str",
 ];
 
 /// Sentences of a paragraph, each trimmed, never empty.
@@ -1160,6 +1232,8 @@ fn period_is_abbreviation(
     }
     let lower = word.to_lowercase();
     ABBREVIATIONS.contains(&lower.as_str())
+        || (next.is_some_and(|c| c.is_ascii_digit())
+            && ABBREVIATIONS_BEFORE_NUMBER.contains(&lower.as_str()))
 }
 
 /// Splits an over-long sentence at spaces into pieces of at most `target`
@@ -1307,6 +1381,12 @@ Some <span>inline</span> html.\n",
         assert!(!text.contains("<div") && !text.contains("<span"), "{text}");
         assert!(text.contains("Some inline html."), "{text}");
         assert_eq!(doc.title, None);
+        // Front matter is not text; its title names a document without an H1.
+        let doc = md("---\ntitle: \"Bike FAQ\"\nlayout: page\n---\n\nHello.\n");
+        assert_eq!(doc.title.as_deref(), Some("Bike FAQ"));
+        assert_eq!(doc.text, "Hello.");
+        let doc = md("+++\ntitle = 'Toml'\n+++\n\n# Real H1\n\nHi.");
+        assert_eq!(doc.title.as_deref(), Some("Real H1"));
     }
 
     #[test]
@@ -1357,6 +1437,12 @@ Some <span>inline</span> html.\n",
             doc.sections[1].text,
             "Send it\nback box photo\n\n- one\n- two"
         );
+        // An article's own header is content; hidden elements are not.
+        let doc = html("<body><header>Logo</header><article><header><h1>Post</h1></header><p>Body.</p>\
+<div hidden>secret</div><span aria-hidden=\"true\">icon</span><ul role=navigation><li>Menu</li></ul>\
+<footer>Posted today</footer></article><footer>Legal</footer></body>");
+        assert_eq!(doc.title.as_deref(), Some("Post"));
+        assert_eq!(doc.text, "Post\n\nBody.\n\nPosted today");
         // Without <title>, the first <h1> is the title.
         assert_eq!(
             html("<h1>Only &amp; H1</h1><p>x</p>").title.as_deref(),
@@ -1497,6 +1583,26 @@ Some <span>inline</span> html.\n",
         assert_eq!(
             sentences("example.com and v1.2.3 stay"),
             ["example.com and v1.2.3 stay"]
+        );
+        // "No." before a number is an abbreviation, elsewhere it can end a sentence.
+        assert_eq!(
+            sentences("See No. 5 for details. Can I park there? No. Use a dock. We sell bikes etc. The shop opens at 9."),
+            [
+                "See No. 5 for details.",
+                "Can I park there?",
+                "No.",
+                "Use a dock.",
+                "We sell bikes etc.",
+                "The shop opens at 9."
+            ]
+        );
+        assert_eq!(
+            sentences("Es kostet ca. 20 €. Tel. 030 1234. Danach ist Schluss."),
+            [
+                "Es kostet ca. 20 €.",
+                "Tel. 030 1234.",
+                "Danach ist Schluss."
+            ]
         );
     }
 
