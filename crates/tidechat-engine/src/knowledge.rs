@@ -42,6 +42,10 @@ pub const CHUNK_TARGET_CHARS: usize = 800;
 /// Texts per embedding call when writing (the provider may split further).
 const EMBED_WRITE_BATCH: usize = 64;
 
+/// Called with `(chunks embedded so far, chunks)` while a document is
+/// embedded (the CLI's progress line).
+pub type Progress = dyn Fn(usize, usize) + Send + Sync;
+
 /// Who pays for an embedding call.
 #[derive(Debug, Clone)]
 pub(crate) struct Billing {
@@ -205,10 +209,14 @@ impl crate::Engine {
         &self,
         billing: &Billing,
         texts: Vec<String>,
+        progress: Option<&Progress>,
     ) -> Option<(String, Vec<Vec<f32>>)> {
         let embedder = self.embedder()?.clone();
         let mut vectors = Vec::with_capacity(texts.len());
         for batch in texts.chunks(EMBED_WRITE_BATCH) {
+            if let Some(progress) = progress {
+                progress(vectors.len(), texts.len());
+            }
             match embedder.embed(batch.to_vec(), EmbedKind::Passage).await {
                 Ok(out) if out.vectors.len() == batch.len() => {
                     self.meter_embedding(billing, embedder.as_ref(), out.input_tokens);
@@ -268,7 +276,7 @@ impl crate::Engine {
             return Ok(());
         }
         let texts: Vec<String> = items.iter().map(|(_, t)| t.clone()).collect();
-        let Some((model, vectors)) = self.embed_passages(billing, texts).await else {
+        let Some((model, vectors)) = self.embed_passages(billing, texts, None).await else {
             return Ok(());
         };
         let rows: Vec<NewEmbedding> = items
@@ -410,13 +418,14 @@ impl crate::Engine {
         &self,
         billing: &Billing,
         chunks: &[DocumentChunk],
+        progress: Option<&Progress>,
     ) -> Vec<NewEmbedding> {
         let texts: Vec<String> = chunks
             .iter()
             .map(|c| chunk_passage(&c.heading, &c.content))
             .collect();
         let hashes: Vec<String> = texts.iter().map(|t| content_hash(t)).collect();
-        let Some((model, vectors)) = self.embed_passages(billing, texts).await else {
+        let Some((model, vectors)) = self.embed_passages(billing, texts, progress).await else {
             return Vec::new();
         };
         chunks
@@ -440,22 +449,31 @@ impl crate::Engine {
         upload: DocumentUpload,
     ) -> Result<Document, EngineError> {
         who.require_admin()?;
-        self.create_document_for(&who.org_id, &who.workspace_id, &Billing::of(who), upload)
-            .await
+        self.create_document_for(
+            &who.org_id,
+            &who.workspace_id,
+            &Billing::of(who),
+            upload,
+            None,
+        )
+        .await
     }
 
-    /// [`create_document`](Self::create_document) for an organization (CLI).
+    /// [`create_document`](Self::create_document) for an organization (CLI),
+    /// reporting `(chunks embedded, chunks)` as embedding goes on.
     pub async fn create_document_in(
         &self,
         org: &OrgId,
         ws: &WorkspaceId,
         upload: DocumentUpload,
+        progress: Option<&Progress>,
     ) -> Result<Document, EngineError> {
         let billing = Billing {
             org_id: org.clone(),
             key: None,
         };
-        self.create_document_for(org, ws, &billing, upload).await
+        self.create_document_for(org, ws, &billing, upload, progress)
+            .await
     }
 
     async fn create_document_for(
@@ -464,6 +482,7 @@ impl crate::Engine {
         ws: &WorkspaceId,
         billing: &Billing,
         upload: DocumentUpload,
+        progress: Option<&Progress>,
     ) -> Result<Document, EngineError> {
         let prepared = {
             let (engine, org, ws) = (self.clone(), org.clone(), ws.clone());
@@ -471,7 +490,12 @@ impl crate::Engine {
                 .await
                 .map_err(|e| EngineError::Internal(format!("document extraction: {e}")))??
         };
-        let embeddings = self.chunk_embeddings(billing, &prepared.chunks).await;
+        let embeddings = self
+            .chunk_embeddings(billing, &prepared.chunks, progress)
+            .await;
+        if let Some(progress) = progress {
+            progress(prepared.chunks.len(), prepared.chunks.len());
+        }
         self.inner
             .store
             .insert_document(DocumentWrite {
@@ -504,7 +528,9 @@ impl crate::Engine {
             .await
             .map_err(|e| EngineError::Internal(format!("document extraction: {e}")))??
         };
-        let embeddings = self.chunk_embeddings(&billing, &prepared.chunks).await;
+        let embeddings = self
+            .chunk_embeddings(&billing, &prepared.chunks, None)
+            .await;
         self.inner
             .store
             .replace_document(
@@ -558,6 +584,26 @@ impl crate::Engine {
         };
         let rows = self.inner.store.list_documents(&who.org_id, &page).await?;
         Ok(Page::from_rows(rows, limit, |d| d.id.to_string()))
+    }
+
+    /// Every document of an organization, newest first (CLI).
+    pub async fn documents_of(&self, org: &OrgId) -> Result<Vec<Document>, EngineError> {
+        const PAGE: i64 = 200;
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = PageRequest {
+                limit: PAGE,
+                after_id: after.clone(),
+            };
+            let rows = self.inner.store.list_documents(org, &page).await?;
+            let full = rows.len() as i64 == PAGE;
+            after = rows.last().map(|d| d.id.to_string());
+            all.extend(rows);
+            if !full {
+                return Ok(all);
+            }
+        }
     }
 
     pub async fn delete_document(&self, who: &Principal, id: &str) -> Result<(), EngineError> {

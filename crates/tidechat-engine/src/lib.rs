@@ -36,7 +36,7 @@ pub use chats::{sort_order, ChatMessages, OpenedChat, REPLAY_MAX, WS_TICKET_TTL_
 pub use error::EngineError;
 pub use faq_chat::{FaqChatRequest, SESSION_KEY_MAX_CHARS};
 pub use import::{parse_faq_csv, parse_faq_json, ImportFormat};
-pub use knowledge::{DocumentUpload, KnowledgeSearch, CHUNK_TARGET_CHARS};
+pub use knowledge::{DocumentUpload, KnowledgeSearch, Progress, CHUNK_TARGET_CHARS};
 pub use limits::{month_bounds, EffectiveLimits, UsageReport};
 pub use page::{Cursor, Page};
 pub use sessions::{MessageQuery, NewSession, SessionQuery, SessionToken};
