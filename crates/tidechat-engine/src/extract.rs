@@ -871,7 +871,7 @@ fn extract_pdf_inner(bytes: &[u8]) -> Result<Extracted, ExtractError> {
     for page in &pages {
         match doc.extract_text_with_limit(&[*page], PDF_PAGE_MAX_DECOMPRESSED) {
             Ok(page_text) => {
-                let page_text = join_pdf_lines(&clean(&page_text));
+                let page_text = join_pdf_lines(&unligature(&clean(&page_text)));
                 if !page_text.is_empty() {
                     if !text.is_empty() {
                         text.push_str("\n\n");
@@ -934,9 +934,64 @@ fn join_pdf_lines(text: &str) -> String {
                 out.push(' ');
             }
         }
-        out.push_str(line);
+        out.push_str(&collapse_leaders(line));
     }
     out.trim().to_owned()
+}
+
+/// Typographic ligatures as PDF fonts emit them ("speci\u{fb01}cation")
+/// split back into letters, so the words match a search.
+fn unligature(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\u{fb00}' => out.push_str("ff"),
+            '\u{fb01}' => out.push_str("fi"),
+            '\u{fb02}' => out.push_str("fl"),
+            '\u{fb03}' => out.push_str("ffi"),
+            '\u{fb04}' => out.push_str("ffl"),
+            '\u{fb05}' | '\u{fb06}' => out.push_str("st"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Table-of-contents leaders (". . . . ." or ": : : :" between a title and
+/// its page number) become one " … ", so they neither fill chunks nor
+/// glue entries into one endless sentence.
+fn collapse_leaders(line: &str) -> String {
+    const LEADERS: [char; 5] = ['.', ':', '·', '_', '…'];
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = String::with_capacity(line.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if LEADERS.contains(&c) {
+            // Count leader units: the character, optionally one space after it.
+            let mut j = i;
+            let mut units = 0;
+            while j < chars.len() && chars[j] == c {
+                units += 1;
+                j += 1;
+                if j + 1 < chars.len() && chars[j] == ' ' && chars[j + 1] == c {
+                    j += 1;
+                }
+            }
+            if units >= 4 {
+                trim_end_spaces(&mut out);
+                out.push_str(" … ");
+                while j < chars.len() && chars[j] == ' ' {
+                    j += 1;
+                }
+                i = j;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------
@@ -1852,6 +1907,24 @@ Some <span>inline</span> html.\n",
         let chunks = chunk("Rental guide", &doc, 800);
         assert_eq!(chunks.len(), 1);
         assert_eq!(chunks[0].heading, "Rental guide");
+    }
+
+    #[test]
+    fn pdf_lines_join_and_tidy() {
+        assert_eq!(
+            join_pdf_lines("A para-\ngraph over\n  lines.\n\nNext \u{2014} e-\nMail stays."),
+            "A paragraph over lines.\n\nNext \u{2014} e- Mail stays."
+        );
+        assert_eq!(
+            join_pdf_lines(
+                "1 Introduction : : : : : : : 1\n2.1 Syntax . . . . . . . . 2\nWait.... what"
+            ),
+            "1 Introduction … 1 2.1 Syntax … 2 Wait … what"
+        );
+        assert_eq!(
+            unligature("speci\u{fb01}cation \u{fb02}ow"),
+            "specification flow"
+        );
     }
 
     #[test]
