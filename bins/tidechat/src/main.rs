@@ -15,6 +15,7 @@ use tidechat_llm::ModelRegistry;
 use tidechat_store::Store;
 
 mod demo;
+mod models;
 
 #[derive(Parser)]
 #[command(
@@ -102,6 +103,11 @@ enum Command {
     Faq {
         #[command(subcommand)]
         command: FaqCommand,
+    },
+    /// Install or list local models (the built-in embedding model).
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
     },
     /// Print the OpenAPI document.
     Openapi,
@@ -398,6 +404,7 @@ async fn main() -> Result<()> {
             println!("imported {} FAQ entries", entries.len());
             Ok(())
         }
+        Some(Command::Models { command }) => models::run(command),
         Some(Command::Openapi) => Ok(()),
     }
 }

@@ -85,5 +85,8 @@ pub use pricing::Pricing;
 pub use providers::anthropic::AnthropicProvider;
 pub use providers::openai::OpenAiProvider;
 pub use providers::{ApiKey, ProviderConfig};
-pub use registry::{ModelEntry, ModelRegistry, ProviderKind, RegistryError, FAQ_MODEL_ID};
+pub use registry::{
+    EmbedderConfig, ModelEntry, ModelRegistry, ProviderKind, RegistryError, FAQ_MODEL_ID,
+    LOCAL_EMBEDDER_ID,
+};
 pub use resilient::{ChainLink, Resilient, RetryPolicy};

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::embed::local::{LocalEmbedder, USE_M3_NAME};
+use crate::embed::openai::{OpenAiEmbedderConfig, DEFAULT_BATCH_SIZE};
+use crate::embed::{EmbedError, Embedder, OpenAiEmbedder};
 use crate::faq_model::FaqModel;
 use crate::model::ChatModel;
 use crate::pricing::Pricing;
@@ -45,10 +48,41 @@ impl fmt::Debug for ModelEntry {
     }
 }
 
+/// Id that selects the built-in local embedder in `[retrieval] embedder`.
+pub const LOCAL_EMBEDDER_ID: &str = "local";
+
+/// How to build the embedder that retrieval uses (`[retrieval]` in
+/// `models.toml`); see [`ModelRegistry::from_toml_file`].
+#[derive(Clone, Debug)]
+pub enum EmbedderConfig {
+    /// The built-in USE-m3 model, loaded from `models_dir/use-multilingual-v3`
+    /// (`models_dir` from the file, else the caller's default).
+    Local { models_dir: Option<PathBuf> },
+    /// An `[[embedding_models]]` entry.
+    OpenAi(OpenAiEmbedderConfig),
+}
+
+impl EmbedderConfig {
+    /// Builds the embedder. `default_models_dir` is used for
+    /// [`EmbedderConfig::Local`] when the file named none. Loading the local
+    /// model reads ~32 MB and takes a fraction of a second: build once.
+    pub fn build(&self, default_models_dir: &Path) -> Result<Arc<dyn Embedder>, EmbedError> {
+        match self {
+            Self::Local { models_dir } => {
+                let dir = models_dir.as_deref().unwrap_or(default_models_dir);
+                Ok(Arc::new(LocalEmbedder::load(&dir.join(USE_M3_NAME))?))
+            }
+            Self::OpenAi(config) => Ok(Arc::new(OpenAiEmbedder::new(config.clone())?)),
+        }
+    }
+}
+
 /// Models by id. Cloning is cheap-ish (models are shared `Arc`s).
 #[derive(Clone, Debug)]
 pub struct ModelRegistry {
     entries: BTreeMap<String, ModelEntry>,
+    embedding_models: BTreeMap<String, OpenAiEmbedderConfig>,
+    retrieval_embedder: Option<EmbedderConfig>,
 }
 
 impl ModelRegistry {
@@ -57,6 +91,8 @@ impl ModelRegistry {
     pub fn builtin() -> Self {
         let mut registry = Self {
             entries: BTreeMap::new(),
+            embedding_models: BTreeMap::new(),
+            retrieval_embedder: None,
         };
         registry.insert(ModelEntry {
             id: FAQ_MODEL_ID.to_string(),
@@ -83,6 +119,28 @@ impl ModelRegistry {
         self.entries.keys().cloned().collect()
     }
 
+    /// The embedder `[retrieval] embedder` selects, if any (`None`: lexical
+    /// retrieval only).
+    pub fn retrieval_embedder(&self) -> Option<&EmbedderConfig> {
+        self.retrieval_embedder.as_ref()
+    }
+
+    /// Selects the retrieval embedder (e.g. from a CLI flag), replacing the
+    /// file's choice.
+    pub fn set_retrieval_embedder(&mut self, config: Option<EmbedderConfig>) {
+        self.retrieval_embedder = config;
+    }
+
+    /// An `[[embedding_models]]` entry by id.
+    pub fn embedding_model(&self, id: &str) -> Option<&OpenAiEmbedderConfig> {
+        self.embedding_models.get(id)
+    }
+
+    /// Ids of the `[[embedding_models]]`, sorted.
+    pub fn embedding_model_ids(&self) -> Vec<String> {
+        self.embedding_models.keys().cloned().collect()
+    }
+
     /// The built-in models plus those of the TOML file at `path`, reading
     /// API keys from the process environment.
     ///
@@ -107,7 +165,35 @@ impl ModelRegistry {
     /// max_retries = 2                    # default 2
     /// retry_base_ms = 250                # default 250
     /// retry_max_ms = 4000                # default 4000
+    ///
+    /// # Embedding models (semantic retrieval), all optional:
+    /// [[embedding_models]]
+    /// id = "openai-small"                # name used by [retrieval] below
+    /// provider = "openai"                # any OpenAI-compatible /v1/embeddings
+    /// base_url = "https://api.openai.com/v1"   # (Ollama, vLLM, TEI, LiteLLM too)
+    /// api_key_env = "OPENAI_API_KEY"     # optional for local servers
+    /// model = "text-embedding-3-small"   # the provider's model name
+    /// input_usd_per_mtok = 0.02
+    /// # optional:
+    /// dimensions = 512                   # sent as `dimensions` (OpenAI v3 models)
+    /// batch_size = 64                    # inputs per request, default 64
+    /// connect_timeout_ms = 5000          # default 10000
+    /// timeout_ms = 30000                 # whole request, default 30000
+    /// max_retries = 2                    # default 2 (connect errors, 429, 5xx)
+    /// retry_base_ms = 250                # default 250
+    /// retry_max_ms = 4000                # default 4000
+    ///
+    /// [retrieval]
+    /// embedder = "openai-small"          # an embedding model id, or "local":
+    ///                                    # the built-in USE-m3 (install it with
+    ///                                    # `tidechat models install use-multilingual-v3`)
+    /// models_dir = "data/models"         # optional, where "local" looks
     /// ```
+    ///
+    /// Without `[retrieval] embedder`, retrieval is lexical only. The
+    /// embedder's stable id ([`Embedder::id`], stored with vectors) is
+    /// `"{id}:{model}"` (plus `"@{dimensions}"`) for an embedding model and
+    /// `"local:use-multilingual-v3"` for the built-in one.
     ///
     /// Every configured model is served through [`Resilient`]: its chain is the
     /// model itself followed by the chain of each of its `fallbacks` in order
@@ -172,6 +258,32 @@ impl ModelRegistry {
         }
 
         let mut registry = Self::builtin();
+        for config in file.embedding_models {
+            config.validate()?;
+            if config.id == LOCAL_EMBEDDER_ID {
+                return Err(RegistryError::ReservedId(config.id));
+            }
+            if registry.embedding_models.contains_key(&config.id) {
+                return Err(RegistryError::DuplicateId(config.id));
+            }
+            let built = config.build(&env)?;
+            registry.embedding_models.insert(config.id.clone(), built);
+        }
+        if let Some(retrieval) = file.retrieval {
+            registry.retrieval_embedder = match retrieval.embedder.as_deref() {
+                None => None,
+                Some(LOCAL_EMBEDDER_ID) => Some(EmbedderConfig::Local {
+                    models_dir: retrieval.models_dir,
+                }),
+                Some(id) => Some(EmbedderConfig::OpenAi(
+                    registry
+                        .embedding_models
+                        .get(id)
+                        .cloned()
+                        .ok_or_else(|| RegistryError::UnknownEmbedder(id.to_string()))?,
+                )),
+            };
+        }
         for id in &order {
             let Some(config) = configs.get(id) else {
                 continue;
@@ -263,6 +375,8 @@ pub enum RegistryError {
     MissingApiKey { model: String, env: String },
     #[error("model {model:?}: {reason}")]
     Invalid { model: String, reason: &'static str },
+    #[error("[retrieval] embedder {0:?} is neither \"local\" nor an [[embedding_models]] id")]
+    UnknownEmbedder(String),
 }
 
 /// The provider protocol of a configured model.
@@ -280,6 +394,112 @@ pub enum ProviderKind {
 struct ModelsFile {
     #[serde(default)]
     models: Vec<ModelConfig>,
+    #[serde(default)]
+    embedding_models: Vec<EmbeddingModelConfig>,
+    retrieval: Option<RetrievalConfig>,
+}
+
+/// The protocol of an embedding model (only the OpenAI wire format today).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum EmbeddingProvider {
+    OpenAi,
+}
+
+/// One `[[embedding_models]]` table; see [`ModelRegistry::from_toml_file`].
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmbeddingModelConfig {
+    id: String,
+    #[allow(dead_code)] // one provider today; the field keeps files explicit
+    provider: EmbeddingProvider,
+    base_url: String,
+    api_key_env: Option<String>,
+    model: String,
+    input_usd_per_mtok: f64,
+    dimensions: Option<usize>,
+    batch_size: Option<usize>,
+    connect_timeout_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+    max_retries: Option<u32>,
+    retry_base_ms: Option<u64>,
+    retry_max_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetrievalConfig {
+    embedder: Option<String>,
+    models_dir: Option<PathBuf>,
+}
+
+impl EmbeddingModelConfig {
+    fn invalid(&self, reason: &'static str) -> RegistryError {
+        RegistryError::Invalid {
+            model: self.id.clone(),
+            reason,
+        }
+    }
+
+    fn validate(&self) -> Result<(), RegistryError> {
+        if self.id.trim().is_empty() {
+            return Err(self.invalid("id must not be empty"));
+        }
+        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
+            return Err(self.invalid("base_url must start with http:// or https://"));
+        }
+        if self.model.trim().is_empty() {
+            return Err(self.invalid("model must not be empty"));
+        }
+        if !(self.input_usd_per_mtok.is_finite() && self.input_usd_per_mtok >= 0.0) {
+            return Err(self.invalid("prices must be finite and not negative"));
+        }
+        if self.batch_size == Some(0) || self.dimensions == Some(0) {
+            return Err(self.invalid("batch_size and dimensions must be positive"));
+        }
+        let timeouts = [self.connect_timeout_ms, self.timeout_ms, self.retry_max_ms];
+        if timeouts.contains(&Some(0)) {
+            return Err(self.invalid("timeouts must be positive"));
+        }
+        Ok(())
+    }
+
+    fn build(
+        &self,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<OpenAiEmbedderConfig, RegistryError> {
+        let api_key = match &self.api_key_env {
+            Some(name) => Some(ApiKey::new(
+                env(name).filter(|k| !k.trim().is_empty()).ok_or_else(|| {
+                    RegistryError::MissingApiKey {
+                        model: self.id.clone(),
+                        env: name.clone(),
+                    }
+                })?,
+            )),
+            None => None,
+        };
+        let defaults = RetryPolicy::default();
+        let ms = Duration::from_millis;
+        let mut id = format!("{}:{}", self.id, self.model);
+        if let Some(d) = self.dimensions {
+            id.push_str(&format!("@{d}"));
+        }
+        let mut config = OpenAiEmbedderConfig::new(id, &self.base_url, &self.model);
+        config.api_key = api_key;
+        config.batch_size = self.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+        config.dimensions = self.dimensions;
+        config.pricing = Pricing::new(self.input_usd_per_mtok, 0.0);
+        config.connect_timeout = self.connect_timeout_ms.map_or(Duration::from_secs(10), ms);
+        config.policy = RetryPolicy {
+            max_retries: self.max_retries.unwrap_or(defaults.max_retries),
+            backoff_base: self.retry_base_ms.map_or(defaults.backoff_base, ms),
+            backoff_max: self.retry_max_ms.map_or(defaults.backoff_max, ms),
+            first_token_timeout: self.timeout_ms.map_or(defaults.first_token_timeout, ms),
+            idle_timeout: defaults.idle_timeout,
+        };
+        Ok(config)
+    }
 }
 
 /// One `[[models]]` table; see the module docs.
@@ -489,6 +709,81 @@ mod tests {
         let mut chain = Vec::new();
         expand(id, &configs, &mut Vec::new(), &mut chain).unwrap();
         chain
+    }
+
+    fn embedding(id: &str, extra: &str) -> String {
+        format!(
+            "[[embedding_models]]\nid = \"{id}\"\nprovider = \"openai\"\n\
+             base_url = \"http://127.0.0.1:1/v1\"\nmodel = \"emb\"\ninput_usd_per_mtok = 0.02\n{extra}\n"
+        )
+    }
+
+    #[test]
+    fn loads_embedding_models_and_the_retrieval_choice() {
+        let text = [
+            embedding(
+                "small",
+                "api_key_env = \"KEY\"\ndimensions = 256\nbatch_size = 16\ntimeout_ms = 900",
+            ),
+            embedding("other", ""),
+            "[retrieval]\nembedder = \"small\"\n".to_string(),
+        ]
+        .concat();
+        let registry = load(&text).unwrap();
+        assert_eq!(registry.embedding_model_ids(), vec!["other", "small"]);
+        let small = registry.embedding_model("small").unwrap();
+        assert_eq!(small.id, "small:emb@256");
+        assert_eq!((small.batch_size, small.dimensions), (16, Some(256)));
+        assert_eq!(small.pricing, Pricing::new(0.02, 0.0));
+        assert_eq!(small.policy.first_token_timeout, Duration::from_millis(900));
+        assert!(small.api_key.is_some());
+        assert_eq!(registry.embedding_model("other").unwrap().batch_size, 64);
+        match registry.retrieval_embedder() {
+            Some(EmbedderConfig::OpenAi(c)) => assert_eq!(c.id, "small:emb@256"),
+            other => panic!("{other:?}"),
+        }
+        let built = registry
+            .retrieval_embedder()
+            .unwrap()
+            .build(Path::new("/nonexistent"))
+            .unwrap();
+        assert_eq!(built.id(), "small:emb@256");
+        assert_eq!(built.dimensions(), Some(256));
+        assert!(!format!("{registry:?}").contains("sk-secret"));
+
+        let local = load("[retrieval]\nembedder = \"local\"\nmodels_dir = \"/m\"\n").unwrap();
+        match local.retrieval_embedder() {
+            Some(EmbedderConfig::Local { models_dir }) => {
+                assert_eq!(models_dir.as_deref(), Some(Path::new("/m")))
+            }
+            other => panic!("{other:?}"),
+        }
+        // The model is not installed there: a load error naming the path.
+        let err = local
+            .retrieval_embedder()
+            .unwrap()
+            .build(Path::new("/x"))
+            .unwrap_err();
+        assert!(err.to_string().contains("/m/use-multilingual-v3"), "{err}");
+        assert!(load("").unwrap().retrieval_embedder().is_none());
+        assert!(load("[retrieval]\n")
+            .unwrap()
+            .retrieval_embedder()
+            .is_none());
+    }
+
+    #[test]
+    fn rejects_bad_embedding_models() {
+        let err = |text: String| load(&text).unwrap_err().to_string();
+        assert!(err("[retrieval]\nembedder = \"nope\"\n".into()).contains("\"nope\""));
+        assert!(err(embedding("local", "")).contains("reserved"));
+        assert!(err([embedding("a", ""), embedding("a", "")].concat()).contains("twice"));
+        assert!(err(embedding("a", "api_key_env = \"NOPE\"")).contains("NOPE"));
+        assert!(err(embedding("a", "batch_size = 0")).contains("positive"));
+        assert!(err(embedding("a", "timeout_ms = 0")).contains("positive"));
+        assert!(err(embedding("a", "colour = 1")).contains("colour"));
+        assert!(err(embedding("a", "").replace("openai", "cohere")).contains("invalid"));
+        assert!(err(embedding("a", "").replace("http://", "ftp://")).contains("base_url"));
     }
 
     #[test]
