@@ -81,9 +81,15 @@ pub fn guess_format(
     content_type: Option<&str>,
     bytes: &[u8],
 ) -> Option<DocumentFormat> {
-    // The PDF spec lets readers accept the header anywhere in the first KiB.
     let head = &bytes[..bytes.len().min(1024)];
-    if head.windows(5).any(|w| w == b"%PDF-") {
+    // Readers may accept junk before the header, but a text that merely
+    // mentions "%PDF-" must not turn into a PDF: only a leading header
+    // (after whitespace) counts.
+    let start = head
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(head.len());
+    if head[start..].starts_with(b"%PDF-") {
         return Some(DocumentFormat::Pdf);
     }
     if let Some(format) = file_name.and_then(format_from_name) {
@@ -1599,6 +1605,15 @@ Some <span>inline</span> html.\n",
             None
         );
         assert_eq!(guess_format(Some("README"), None, b"hello"), None);
+        assert_eq!(
+            guess_format(
+                None,
+                Some("text/markdown"),
+                b"A PDF starts with `%PDF-1.7`."
+            ),
+            Some(Markdown)
+        );
+        assert_eq!(guess_format(None, None, b"\r\n%PDF-1.4"), Some(Pdf));
     }
 
     #[test]
