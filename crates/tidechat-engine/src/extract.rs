@@ -35,9 +35,9 @@ pub struct Extracted {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
-    #[error("the document is not valid UTF-8 text")]
+    #[error("the document is not UTF-8 text (save it as UTF-8)")]
     NotUtf8,
-    #[error("unreadable PDF: {0}")]
+    #[error("cannot read the PDF: {0}")]
     Pdf(String),
     #[error("the document contains no text")]
     Empty,
@@ -849,7 +849,7 @@ fn extract_pdf(bytes: &[u8]) -> Result<Extracted, ExtractError> {
     match catch_unwind(AssertUnwindSafe(|| extract_pdf_inner(bytes))) {
         Ok(result) => result,
         Err(_) => Err(ExtractError::Pdf(
-            "malformed PDF (the parser gave up)".to_owned(),
+            "it is malformed (the parser gave up)".to_owned(),
         )),
     }
 }
@@ -861,13 +861,13 @@ fn extract_pdf_inner(bytes: &[u8]) -> Result<Extracted, ExtractError> {
     };
     let doc = lopdf::Document::load_mem_with_options(bytes, options).map_err(|e| match e {
         lopdf::Error::Decryption(_) | lopdf::Error::InvalidPassword => {
-            ExtractError::Pdf("the PDF is encrypted with a password".to_owned())
+            ExtractError::Pdf("it is encrypted with a password".to_owned())
         }
-        e => ExtractError::Pdf(format!("malformed PDF ({e})")),
+        e => ExtractError::Pdf(format!("it is malformed ({e})")),
     })?;
     if doc.is_encrypted() {
         return Err(ExtractError::Pdf(
-            "the PDF is encrypted with a password".to_owned(),
+            "it is encrypted with a password".to_owned(),
         ));
     }
     let title = pdf_title(&doc);
@@ -890,7 +890,7 @@ fn extract_pdf_inner(bytes: &[u8]) -> Result<Extracted, ExtractError> {
     }
     if text.trim().is_empty() {
         let why = if pages.is_empty() {
-            "the PDF has no pages".to_owned()
+            "it has no pages".to_owned()
         } else if failed > 0 {
             format!(
                 "no text could be read from its pages ({failed} of {} unreadable)",
