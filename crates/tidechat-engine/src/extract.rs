@@ -1735,6 +1735,31 @@ Some <span>inline</span> html.\n",
     }
 
     #[test]
+    fn german_and_korean_chunks_end_at_sentence_ends() {
+        let de = "Die Rückgabe ist z. B. am 1. Januar kostenlos. Räder werden bzw. können an jeder Station abgegeben werden! Gilt das auch für E-Bikes? Ja, ca. 20 Stationen nehmen sie an. ".repeat(8);
+        let ko = "자전거는 앱에서 빌릴 수 있습니다. 요금은 30분에 1,000원입니다! 반납은 어디에서 하나요? 모든 정류장에서 반납할 수 있습니다. ".repeat(8);
+        for (text, target) in [(de, 200), (ko, 100)] {
+            let doc = extract(DocumentFormat::Text, text.as_bytes()).unwrap();
+            let chunks = chunk("FAQ", &doc, target);
+            assert_chunks_sane(&chunks, target);
+            assert!(chunks.len() >= 4, "{}", chunks.len());
+            for c in &chunks {
+                assert!(c.content.ends_with(['.', '!', '?']), "{:?}", c.content);
+                assert!(
+                    !c.content.starts_with(|ch: char| ch.is_lowercase()),
+                    "{:?}",
+                    c.content
+                );
+                assert!(
+                    !c.content.ends_with("z.")
+                        && !c.content.ends_with("1.")
+                        && !c.content.ends_with("ca.")
+                );
+            }
+        }
+    }
+
+    #[test]
     fn chunks_stay_in_their_section_and_merge_a_tiny_tail() {
         let body = "A sentence of some forty characters ok. ".repeat(20);
         let doc = md(&format!(
