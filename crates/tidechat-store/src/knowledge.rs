@@ -203,7 +203,7 @@ fn vector_to_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 fn vector_from_bytes(item: &str, bytes: &[u8]) -> Result<Vec<f32>, StoreError> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(corrupt(
             "knowledge_embeddings",
             item,
