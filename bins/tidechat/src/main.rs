@@ -15,6 +15,7 @@ use tidechat_llm::ModelRegistry;
 use tidechat_store::Store;
 
 mod demo;
+mod knowledge;
 mod models;
 
 #[derive(Parser)]
@@ -62,6 +63,12 @@ struct DbArgs {
     /// A models.toml file of LLM providers (the built-in `faq` model is always there).
     #[arg(long, env = "TIDECHAT_MODELS", global = true)]
     models: Option<PathBuf>,
+    /// The embedding model for semantic retrieval: `local` (the built-in model,
+    /// see `tidechat models install`), an `[[embedding_models]]` id of the
+    /// models file, or `none`. Default: the models file's `[retrieval] embedder`,
+    /// else the local model when it is installed, else none (lexical retrieval).
+    #[arg(long, env = "TIDECHAT_EMBEDDER", global = true)]
+    embedder: Option<String>,
     /// Let HTTP tools call loopback, private and link-local addresses.
     #[arg(long, env = "TIDECHAT_TOOLS_ALLOW_PRIVATE_URLS", global = true)]
     tools_allow_private_urls: bool,
@@ -108,6 +115,11 @@ enum Command {
     Models {
         #[command(subcommand)]
         command: models::ModelsCommand,
+    },
+    /// Manage knowledge documents (searched together with the FAQ).
+    Doc {
+        #[command(subcommand)]
+        command: knowledge::DocCommand,
     },
     /// Print the OpenAPI document.
     Openapi,
@@ -270,6 +282,7 @@ async fn engine(store: Store, global: &DbArgs, jwt_secret: Option<String>) -> Re
         })?,
         None => ModelRegistry::builtin(),
     };
+    let embedder = retrieval_embedder(&models, global.embedder.as_deref())?;
     let classifier = tidechat_guard::ClassifierConfig::from_env(|k| std::env::var(k).ok())
         .context("reading the TIDECHAT_CLASSIFIER_* settings")?
         .map(tidechat_guard::ExternalClassifier::new)
@@ -281,10 +294,57 @@ async fn engine(store: Store, global: &DbArgs, jwt_secret: Option<String>) -> Re
         default_max_concurrent_streams: global.default_max_streams,
         allow_private_tool_urls: global.tools_allow_private_urls,
         classifier,
+        embedder,
         ..EngineConfig::default()
     };
     let guard = tokio::task::spawn_blocking(tidechat_guard::Moderator::new).await?;
     Ok(Engine::new(store, models, Arc::new(guard), config).await?)
+}
+
+/// The embedder retrieval uses (see `DbArgs::embedder`); says once which,
+/// or that retrieval is lexical.
+fn retrieval_embedder(
+    models: &ModelRegistry,
+    choice: Option<&str>,
+) -> Result<Option<Arc<dyn tidechat_llm::Embedder>>> {
+    use tidechat_llm::EmbedderConfig;
+    let models_dir = models::default_models_dir();
+    let config = match choice.map(str::trim) {
+        Some("none") => None,
+        Some("local") => Some(EmbedderConfig::Local { models_dir: None }),
+        Some(id) if !id.is_empty() => Some(EmbedderConfig::OpenAi(
+            models
+                .embedding_model(id)
+                .with_context(|| {
+                    format!("TIDECHAT_EMBEDDER: `{id}` is neither `local`, `none` nor an [[embedding_models]] id of the models file")
+                })?
+                .clone(),
+        )),
+        _ => match models.retrieval_embedder() {
+            Some(config) => Some(config.clone()),
+            None if models_dir
+                .join(tidechat_llm::embed::local::USE_M3_NAME)
+                .is_dir() =>
+            {
+                Some(EmbedderConfig::Local { models_dir: None })
+            }
+            None => None,
+        },
+    };
+    let Some(config) = config else {
+        tracing::info!(
+            "retrieval is lexical: no embedding model (install one with `tidechat models install use-multilingual-v3`, or configure an endpoint; see the README)"
+        );
+        return Ok(None);
+    };
+    let embedder = config
+        .build(&models_dir)
+        .context("setting up the embedding model (TIDECHAT_EMBEDDER, [retrieval] embedder)")?;
+    tracing::info!(
+        embedder = embedder.id(),
+        "retrieval is hybrid: lexical + embeddings"
+    );
+    Ok(Some(embedder))
 }
 
 #[tokio::main]
@@ -405,6 +465,10 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Some(Command::Models { command }) => models::run(command),
+        Some(Command::Doc { command }) => {
+            let engine = engine(open_store(&cli.db).await?, &cli.db, None).await?;
+            knowledge::run(&engine, command).await
+        }
         Some(Command::Openapi) => Ok(()),
     }
 }
