@@ -45,15 +45,16 @@
 //! through a [`Resilient`] chain.
 //!
 //! # The `faq` model and confidence
-//! [`FaqIndex`] ranks FAQ entries for a query with BM25 over question (counted
-//! twice) + answer text, using Unicode-aware analysis (NFKC, lowercase, UAX #29
-//! words, CJK bigrams, emoji kept, English stop words dropped from queries).
-//! Each hit carries a `confidence` in `0..=1`: the IDF-weighted fraction of
-//! the query's distinct terms that the entry contains,
-//! `Σ idf(matched terms) / Σ idf(query terms)`. A query is *out of scope* when
-//! there is no hit or the best hit's confidence is below the threshold
-//! (callers use [`DEFAULT_CONFIDENCE_THRESHOLD`], 0.35). See [`faq`] for
-//! details.
+//! [`FaqIndex`] ranks FAQ entries (and document chunks) for a query with BM25
+//! over question (counted twice) + answer text, using Unicode-aware analysis
+//! (NFKC, lowercase, UAX #29 words, CJK bigrams, Hangul particle split, a
+//! support-vocabulary synonym lexicon), and, when entries and query carry
+//! embeddings, their cosine. Each hit carries a calibrated `confidence` in
+//! `0..=1` (an estimated probability, fitted on the evaluation set, the same
+//! scale with or without embeddings). A query is *out of scope* when there is
+//! no hit or the best hit's confidence is below the threshold (callers use
+//! [`DEFAULT_CONFIDENCE_THRESHOLD`], 0.65). See [`faq`] for details and
+//! [`faq::eval`] for the evaluation report.
 //!
 //! [`FaqModel`] (id `"faq"`, free) answers with the best hit's answer when
 //! the request's retrieval is in scope and has hits, otherwise with the
@@ -75,7 +76,7 @@ pub use embed::{
     cosine, EmbedError, EmbedKind, Embedder, Embeddings, LocalEmbedder, OpenAiEmbedder,
     OpenAiEmbedderConfig,
 };
-pub use faq::{ChunkRef, FaqDoc, FaqHit, FaqIndex, DEFAULT_CONFIDENCE_THRESHOLD};
+pub use faq::{ChunkRef, FaqDoc, FaqHit, FaqIndex, Features, DEFAULT_CONFIDENCE_THRESHOLD};
 pub use faq_model::FaqModel;
 pub use model::{
     ChatMessage, ChatModel, LlmError, ModelEvent, ModelRequest, Retrieval, ToolCall, ToolSpec,
