@@ -337,7 +337,7 @@ impl Weights {
 
         let emb = feats.slice_axis(Axis(1), Slice::from(..emb_dim));
         let mut x = Array2::<f32>::zeros((n_tokens, self.proj_w.ncols()));
-        general_mat_mul(1.0, &emb, &self.proj_w, 0.0, &mut x);
+        matmul(&emb, &self.proj_w, false, &mut x);
         x += &self.proj_b;
         layer_norm(x.view_mut(), &self.ln_g_all, &self.ln_b_all, self.eps);
 
@@ -350,13 +350,13 @@ impl Weights {
             let width = branch.order * c;
             gather(&xs, branch, &bounds, &sentence_of, &mut windows);
             let win = windows.slice_axis(Axis(1), Slice::from(..width));
-            general_mat_mul(1.0, &win, &branch.w1, 0.0, &mut h);
+            matmul(&win, &branch.w1, false, &mut h);
             h += &branch.b1;
             h.mapv_inplace(|v| v.max(0.0));
             h += &xs;
             gather(&h.view(), branch, &bounds, &sentence_of, &mut windows);
             let win = windows.slice_axis(Axis(1), Slice::from(..width));
-            general_mat_mul(1.0, &win, &branch.w2, 0.0, &mut c2);
+            matmul(&win, &branch.w2, false, &mut c2);
             c2 += &branch.b2;
             c2.mapv_inplace(|v| v.max(0.0));
             c2 += &h;
@@ -375,7 +375,7 @@ impl Weights {
             }
         }
         let mut mean = Array2::<f32>::zeros((group.len(), self.cnn_w.ncols()));
-        general_mat_mul(1.0, &sums, &self.cnn_w, 0.0, &mut mean);
+        matmul(&sums.view(), &self.cnn_w, false, &mut mean);
         for (s, &(start, end)) in bounds.iter().enumerate() {
             let len = (end - start) as f32;
             let mut row = mean.row_mut(s);
@@ -383,13 +383,20 @@ impl Weights {
             row *= 1.0 / len.sqrt();
         }
 
-        let y0 = mean.dot(&self.d0).mapv(|v| v.max(0.0));
-        let mut y1 = mean.dot(&self.p1);
-        general_mat_mul(1.0, &y0, &self.d1, 1.0, &mut y1);
+        let rows = group.len();
+        let mut y0 = Array2::<f32>::zeros((rows, self.d0.ncols()));
+        matmul(&mean.view(), &self.d0, false, &mut y0);
+        y0.mapv_inplace(|v| v.max(0.0));
+        let mut y1 = Array2::<f32>::zeros((rows, self.p1.ncols()));
+        matmul(&mean.view(), &self.p1, false, &mut y1);
+        matmul(&y0.view(), &self.d1, true, &mut y1);
         y1.mapv_inplace(|v| v.max(0.0));
-        let y2 = y1.dot(&self.d2).mapv(|v| v.max(0.0));
-        let mut z = y1.dot(&self.p3);
-        general_mat_mul(1.0, &y2, &self.d3, 1.0, &mut z);
+        let mut y2 = Array2::<f32>::zeros((rows, self.d2.ncols()));
+        matmul(&y1.view(), &self.d2, false, &mut y2);
+        y2.mapv_inplace(|v| v.max(0.0));
+        let mut z = Array2::<f32>::zeros((rows, self.p3.ncols()));
+        matmul(&y1.view(), &self.p3, false, &mut z);
+        matmul(&y2.view(), &self.d3, true, &mut z);
         z.mapv_inplace(f32::tanh);
         for row in z.rows() {
             let norm2: f32 = row.iter().map(|v| v * v).sum();
@@ -421,6 +428,55 @@ fn gather(
             }
         }
     }
+}
+
+/// Up to this many rows, [`matmul`] streams the weights row by row
+/// instead of calling the GEMM, which packs (copies) the whole weight matrix
+/// on every call: for a short query that copy costs more than the product.
+const SMALL_ROWS: usize = 24;
+
+/// `out = a · b` (or `out += a · b` with `accumulate`).
+fn matmul(a: &ArrayView2<'_, f32>, b: &Array2<f32>, accumulate: bool, out: &mut Array2<f32>) {
+    let small = a.nrows() <= SMALL_ROWS;
+    let (n, k) = (b.ncols(), b.nrows());
+    if let (true, Some(weights), Some(dst)) = (small, b.as_slice(), out.as_slice_mut()) {
+        if !accumulate {
+            dst.fill(0.0);
+        }
+        // Blocks of weight rows that stay in L2 while every row of `a` uses
+        // them; four weight rows per pass over the accumulator row, so it is
+        // loaded and stored once per four multiply-adds.
+        const BLOCK: usize = 64;
+        for k0 in (0..k).step_by(BLOCK) {
+            let k1 = (k0 + BLOCK).min(k);
+            for (i, row) in a.rows().into_iter().enumerate() {
+                let acc = &mut dst[i * n..(i + 1) * n];
+                let mut kk = k0;
+                while kk + 4 <= k1 {
+                    let (a0, a1, a2, a3) = (row[kk], row[kk + 1], row[kk + 2], row[kk + 3]);
+                    let w = &weights[kk * n..(kk + 4) * n];
+                    let (w0, rest) = w.split_at(n);
+                    let (w1, rest) = rest.split_at(n);
+                    let (w2, w3) = rest.split_at(n);
+                    for ((((o, &x0), &x1), &x2), &x3) in
+                        acc.iter_mut().zip(w0).zip(w1).zip(w2).zip(w3)
+                    {
+                        *o += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3;
+                    }
+                    kk += 4;
+                }
+                for kk in kk..k1 {
+                    let av = row[kk];
+                    let w = &weights[kk * n..(kk + 1) * n];
+                    for (o, &wv) in acc.iter_mut().zip(w) {
+                        *o += av * wv;
+                    }
+                }
+            }
+        }
+        return;
+    }
+    general_mat_mul(1.0, a, b, if accumulate { 1.0 } else { 0.0 }, out);
 }
 
 /// Layer norm over each row, in place.
