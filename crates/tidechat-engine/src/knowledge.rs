@@ -211,16 +211,40 @@ impl crate::Engine {
         texts: Vec<String>,
         progress: Option<&Progress>,
     ) -> Option<(String, Vec<Vec<f32>>)> {
+        use futures_util::StreamExt;
         let embedder = self.embedder()?.clone();
-        let mut vectors = Vec::with_capacity(texts.len());
-        for batch in texts.chunks(EMBED_WRITE_BATCH) {
-            if let Some(progress) = progress {
-                progress(vectors.len(), texts.len());
+        // A local model is CPU-bound: one batch per core. A remote endpoint
+        // gets one batch at a time (providers rate-limit bursts).
+        let parallel = if is_local(embedder.as_ref()) {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            1
+        };
+        let total = texts.len();
+        let batches: Vec<Vec<String>> = texts
+            .chunks(EMBED_WRITE_BATCH)
+            .map(<[String]>::to_vec)
+            .collect();
+        let mut results = futures_util::stream::iter(batches.into_iter().map(|batch| {
+            let embedder = embedder.clone();
+            async move {
+                let n = batch.len();
+                (n, embedder.embed(batch, EmbedKind::Passage).await)
             }
-            match embedder.embed(batch.to_vec(), EmbedKind::Passage).await {
-                Ok(out) if out.vectors.len() == batch.len() => {
+        }))
+        .buffered(parallel);
+        let mut vectors = Vec::with_capacity(total);
+        if let Some(progress) = progress {
+            progress(0, total);
+        }
+        while let Some((n, result)) = results.next().await {
+            match result {
+                Ok(out) if out.vectors.len() == n => {
                     self.meter_embedding(billing, embedder.as_ref(), out.input_tokens);
                     vectors.extend(out.vectors);
+                    if let Some(progress) = progress {
+                        progress(vectors.len(), total);
+                    }
                 }
                 Ok(_) => {
                     tracing::warn!(
