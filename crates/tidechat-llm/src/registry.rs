@@ -190,7 +190,9 @@ impl ModelRegistry {
     /// models_dir = "data/models"         # optional, where "local" looks
     /// ```
     ///
-    /// Without `[retrieval] embedder`, retrieval is lexical only. The
+    /// Without `[retrieval] embedder` the file selects no embedder (the
+    /// `tidechat` server then uses the local model when it is installed;
+    /// `TIDECHAT_EMBEDDER` overrides both). The
     /// embedder's stable id ([`Embedder::id`], stored with vectors) is
     /// `"{id}:{model}"` (plus `"@{dimensions}"`) for an embedding model and
     /// `"local:use-multilingual-v3"` for the built-in one.
