@@ -56,7 +56,9 @@ const SET2_MAIN: &str = "__main__";
 
 /// Floors: (hit@1, hit@3, OOS precision, OOS recall) per set and mode,
 /// about 2 points under the values measured when they were set
-/// (docs/retrieval.md has the values and the targets).
+/// (docs/retrieval.md has the values and the targets). The 2,000-distractor
+/// check requires 93% of verdicts unchanged (measured 96.4% lexical, 95.6%
+/// hybrid).
 struct Floors {
     hit1: f64,
     hit3: f64,
@@ -65,40 +67,53 @@ struct Floors {
 }
 
 const LEXICAL_SET1: Floors = Floors {
-    hit1: 0.0,
-    hit3: 0.0,
-    oos_precision: 0.0,
-    oos_recall: 0.0,
+    hit1: 0.785,
+    hit3: 0.9,
+    oos_precision: 0.525,
+    oos_recall: 0.535,
 };
 const LEXICAL_SET2: Floors = Floors {
-    hit1: 0.0,
-    hit3: 0.0,
-    oos_precision: 0.0,
-    oos_recall: 0.0,
+    hit1: 0.735,
+    hit3: 0.83,
+    oos_precision: 0.355,
+    oos_recall: 0.45,
 };
 const SEMANTIC_SET1: Floors = Floors {
-    hit1: 0.0,
-    hit3: 0.0,
-    oos_precision: 0.0,
-    oos_recall: 0.0,
+    hit1: 0.69,
+    hit3: 0.825,
+    oos_precision: 0.495,
+    oos_recall: 0.47,
 };
 const SEMANTIC_SET2: Floors = Floors {
-    hit1: 0.0,
-    hit3: 0.0,
-    oos_precision: 0.0,
-    oos_recall: 0.0,
+    hit1: 0.745,
+    hit3: 0.89,
+    oos_precision: 0.265,
+    oos_recall: 0.98,
 };
 const HYBRID_SET1: Floors = Floors {
-    hit1: 0.0,
-    hit3: 0.0,
-    oos_precision: 0.0,
-    oos_recall: 0.0,
+    hit1: 0.83,
+    hit3: 0.92,
+    oos_precision: 0.58,
+    oos_recall: 0.55,
 };
 const HYBRID_SET2: Floors = Floors {
-    hit1: 0.0,
-    hit3: 0.0,
-    oos_precision: 0.0,
-    oos_recall: 0.0,
+    hit1: 0.83,
+    hit3: 0.905,
+    oos_precision: 0.355,
+    oos_recall: 0.41,
+};
+
+const ENDPOINT_SET1: Floors = Floors {
+    hit1: 0.735,
+    hit3: 0.875,
+    oos_precision: 0.355,
+    oos_recall: 0.615,
+};
+const ENDPOINT_SET2: Floors = Floors {
+    hit1: 0.785,
+    hit3: 0.835,
+    oos_precision: 0.34,
+    oos_recall: 0.565,
 };
 
 #[derive(Clone)]
@@ -572,8 +587,7 @@ fn confidence_does_not_depend_on_faq_size() {
     for (mode, model) in modes {
         let q_emb = model.map(|m| query_embeddings(m, &set.queries));
         let embed = |q: &str| q_emb.as_ref().and_then(|e| e.get(q).cloned());
-        let embed: Option<&dyn Fn(&str) -> Option<Vec<f32>>> =
-            if q_emb.is_some() { Some(&embed) } else { None };
+        let embed: Option<&eval::QueryEmbedder> = if q_emb.is_some() { Some(&embed) } else { None };
         let t = DEFAULT_CONFIDENCE_THRESHOLD;
         let small = evaluate(
             &FaqIndex::build(docs(&set.faq, model)),
@@ -610,7 +624,7 @@ fn confidence_does_not_depend_on_faq_size() {
             pct(l.oos_recall()),
         );
         assert!(
-            agreement >= 0.0,
+            agreement >= 0.93,
             "{mode}: verdicts agree on only {}",
             pct(Some(agreement))
         );
@@ -768,4 +782,59 @@ fn dump_features() {
         })
         .collect();
     std::fs::write(path, serde_json::to_string(&rows).unwrap()).unwrap();
+}
+
+/// Hybrid through an OpenAI-compatible `/v1/embeddings` endpoint: the
+/// mock's (character-trigram vectors, not a language model), so this checks
+/// the wiring of remote embeddings into the index and reports what such
+/// vectors give with the calibration fitted for the local model.
+#[tokio::test]
+async fn hybrid_through_an_embedding_endpoint() {
+    use tidechat_llm::embed::openai::OpenAiEmbedderConfig;
+    use tidechat_llm::{Embedder, OpenAiEmbedder};
+    use tidechat_mock_llm::{MockConfig, MockServer};
+
+    let mock = MockServer::start(MockConfig::default()).unwrap();
+    let embedder = OpenAiEmbedder::new(OpenAiEmbedderConfig::new(
+        "test:mock",
+        mock.openai_base_url(),
+        "mock-embed",
+    ))
+    .unwrap();
+    let mut failed = Vec::new();
+    for (set, floors) in [(set1(), &ENDPOINT_SET1), (set2(), &ENDPOINT_SET2)] {
+        let mut docs = docs(&set.faq, None);
+        let questions: Vec<String> = docs.iter().map(|d| d.question.clone()).collect();
+        let vectors = embedder
+            .embed(questions, EmbedKind::Passage)
+            .await
+            .unwrap()
+            .vectors;
+        for (d, v) in docs.iter_mut().zip(vectors) {
+            d.embedding = Some(Arc::from(v));
+        }
+        let texts: Vec<String> = set.queries.iter().map(|q| q.query.clone()).collect();
+        let vectors = embedder
+            .embed(texts.clone(), EmbedKind::Query)
+            .await
+            .unwrap()
+            .vectors;
+        let q_emb: HashMap<String, Vec<f32>> = texts.into_iter().zip(vectors).collect();
+        let index = FaqIndex::build(docs);
+        let embed = |q: &str| q_emb.get(q).cloned();
+        let report = evaluate(
+            &index,
+            &set.queries,
+            Some(&embed),
+            &format!(
+                "hybrid (embedding endpoint: mock trigram vectors), {}",
+                set.name
+            ),
+            DEFAULT_CONFIDENCE_THRESHOLD,
+        );
+        println!("{}", report.to_markdown(0));
+        check(&report, floors, &mut failed);
+    }
+    assert!(mock.embedding_stats().requests >= 4);
+    assert_no_failures(&failed);
 }

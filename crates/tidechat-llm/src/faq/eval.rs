@@ -217,12 +217,16 @@ pub struct Report {
     pub outcomes: Vec<Outcome>,
 }
 
+/// Gives a query's embedding, `None` when there is none (for example the
+/// embedding endpoint failed): that query is then ranked lexically.
+pub type QueryEmbedder<'a> = dyn Fn(&str) -> Option<Vec<f32>> + 'a;
+
 /// Runs every query through `index.search`. `embed` gives a query's
 /// embedding (None from it, or no `embed`: that query is ranked lexically).
 pub fn evaluate(
     index: &FaqIndex,
     queries: &[LabelledQuery],
-    embed: Option<&dyn Fn(&str) -> Option<Vec<f32>>>,
+    embed: Option<&QueryEmbedder<'_>>,
     mode: &str,
     threshold: f64,
 ) -> Report {
