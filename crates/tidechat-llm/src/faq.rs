@@ -785,7 +785,9 @@ impl FaqIndex {
             let f = self.lexical_features(&q, &stats, c, best, &mut df_cache, organization_id);
             out.insert(c.doc as usize, f);
         }
-        if let Some(qe) = query_embedding.filter(|qe| !qe.is_empty()) {
+        // A zero or broken query vector carries no information: lexical.
+        let usable = |qe: &&[f32]| qe.iter().all(|x| x.is_finite()) && qe.iter().any(|x| *x != 0.0);
+        if let Some(qe) = query_embedding.filter(usable) {
             for (i, doc) in self.docs.iter().enumerate() {
                 let Some(e) = doc.embedding.as_deref() else {
                     continue;
@@ -793,7 +795,7 @@ impl FaqIndex {
                 if e.len() != qe.len() || !self.visible(i as u32, organization_id) {
                     continue;
                 }
-                let cos = f64::from(crate::embed::cosine(qe, e)).clamp(-1.0, 1.0);
+                let cos = f64::from(dot(qe, e)).clamp(-1.0, 1.0);
                 let f = out.entry(i).or_insert_with(|| Features {
                     same_language: self.doc_lang.get(i) == Some(&q.lang),
                     ..Features::default()
@@ -858,6 +860,26 @@ impl FaqIndex {
         let out_of_scope = hits.first().is_none_or(|best| best.confidence < threshold);
         Retrieval { hits, out_of_scope }
     }
+}
+
+/// Dot product of two unit vectors of the same length (their cosine), in
+/// eight independent lanes so that the compiler vectorises it: a query
+/// compares its vector with every entry's.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            lanes[k] += x[k] * y[k];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// The IDF-weighted share of the query's words that `c` covers (see the
@@ -1191,6 +1213,54 @@ mod tests {
             doc("other", "What does ⭐ mean?", "It marks a favourite.", None),
         ]);
         assert_eq!(index.search("🔥", None, 1, None)[0].id, "fire");
+    }
+
+    #[test]
+    fn dot_is_the_cosine_of_unit_vectors() {
+        let a: Vec<f32> = (0..21).map(|i| (i as f32).sin()).collect();
+        let b: Vec<f32> = (0..21).map(|i| (i as f32).cos()).collect();
+        let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!((dot(&a, &b) - plain).abs() < 1e-4);
+        assert_eq!(dot(&[], &[]), 0.0);
+    }
+
+    /// Docs with and without embeddings, and queries with and without one,
+    /// rank together; a vector of another length or a zero vector is
+    /// ignored, never an error.
+    #[test]
+    fn mixed_embeddings_never_fail() {
+        let unit = |v: [f32; 4]| -> Arc<[f32]> {
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            Arc::from(v.map(|x| x / n).to_vec())
+        };
+        let mut docs = faq().docs().to_vec();
+        docs[0].embedding = Some(unit([1.0, 0.0, 0.0, 0.0])); // pw
+        docs[1].embedding = Some(unit([0.0, 1.0, 0.0, 0.0])); // email
+        docs[2].embedding = Some(Arc::from(vec![1.0f32; 3])); // another model
+        let index = FaqIndex::build(docs);
+        let q = unit([0.9, 0.1, 0.0, 0.0]);
+        let t = DEFAULT_CONFIDENCE_THRESHOLD;
+        // Semantic only: "pw" is found without a shared word.
+        let r = index.retrieve("locked out, help", Some(&q), 3, None, t);
+        assert_eq!(r.hits[0].id, "pw", "{r:?}");
+        assert!(r.hits[0].semantic.is_some());
+        // Lexical entries (no embedding) still rank in hybrid mode.
+        let r = index.retrieve("download my invoices", Some(&q), 3, None, t);
+        assert_eq!(r.hits[0].id, "invoice", "{r:?}");
+        assert!(r.hits[0].semantic.is_none());
+        assert!(!r.out_of_scope, "{r:?}");
+        // Another length, a zero vector, an empty one, NaN: lexical.
+        for qe in [vec![1.0f32; 7], vec![0.0; 4], Vec::new(), vec![f32::NAN; 4]] {
+            let hybrid = index.search("reset my password", Some(&qe), 3, None);
+            let lexical = index.search("reset my password", None, 3, None);
+            assert_eq!(hybrid[0].id, lexical[0].id);
+            assert!(hybrid.iter().all(|h| h.semantic.is_none()), "{hybrid:?}");
+            assert!((hybrid[0].confidence - lexical[0].confidence).abs() < 1e-12);
+        }
+        // The lexical confidence is reported beside the hybrid one.
+        let r = index.search("reset my password", Some(&q), 1, None);
+        assert!((0.0..=1.0).contains(&r[0].lexical));
+        assert!(r[0].semantic.is_some_and(|c| c > 0.9));
     }
 
     #[test]
