@@ -18,8 +18,12 @@ fn models_dir() -> PathBuf {
 
 fn bench(c: &mut Criterion) {
     let dir = models_dir().join(USE_M3_NAME);
+    let started = std::time::Instant::now();
     let model = match LocalEmbedder::load(&dir) {
-        Ok(model) => model,
+        Ok(model) => {
+            eprintln!("use_m3 load: {:?}", started.elapsed());
+            model
+        }
         Err(e) => {
             eprintln!("embed bench skipped: {e}");
             return;
