@@ -246,6 +246,19 @@ enum FaqCommand {
         org: String,
         file: PathBuf,
     },
+    /// Evaluate retrieval on labelled questions (a JSON array of
+    /// `{query, expected, kind?, lang?, organizationId?}`, `expected` the id of
+    /// the FAQ entry (`faq_…`) or chunk (`doc_…#N`) that answers, or null when
+    /// nothing should): prints a Markdown report per mode and the threshold it
+    /// suggests.
+    Eval {
+        #[arg(long)]
+        org: String,
+        file: PathBuf,
+        /// Failures listed per mode.
+        #[arg(long, default_value_t = 20)]
+        failures: usize,
+    },
 }
 
 fn init_logging(db: &DbArgs) {
@@ -462,6 +475,28 @@ async fn main() -> Result<()> {
             let drafts = format.parse(&content)?;
             let entries = engine.import_faqs_for(&org_id, &ws, drafts).await?;
             println!("imported {} FAQ entries", entries.len());
+            Ok(())
+        }
+        Some(Command::Faq {
+            command:
+                FaqCommand::Eval {
+                    org,
+                    file,
+                    failures,
+                },
+        }) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let queries = tidechat_llm::faq::eval::parse_queries(&text)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let engine = engine(open_store(&cli.db).await?, &cli.db, None).await?;
+            let (org_id, ws) = engine.org_workspace(&org).await?;
+            for report in engine.evaluate_retrieval(&org_id, &ws, &queries).await? {
+                println!("{}", report.to_markdown(failures));
+                if report.suggested_threshold().is_none() {
+                    println!("No threshold suggested: label some questions the FAQ cannot answer (`\"expected\": null`).\n");
+                }
+            }
             Ok(())
         }
         Some(Command::Models { command }) => models::run(command),

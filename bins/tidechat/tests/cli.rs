@@ -90,6 +90,58 @@ fn operator_commands(db_url: &str, dir: &Path) {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("imported 1"));
 
+    // Documents, then an evaluation against the FAQ and the document.
+    let guide = dir.join("guide.md");
+    std::fs::write(
+        &guide,
+        "# Care guide\n\n## Winter\n\nLet the tablet warm up to room temperature for an hour before charging it in winter.\n",
+    )
+    .unwrap();
+    let out = tidechat(
+        db_url,
+        dir,
+        &["doc", "import", "--org", org_id, guide.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(progress.contains("[1/1] guide.md: doc_"), "{progress}");
+    assert!(progress.contains("1 chunks"), "{progress}");
+    let out = tidechat(db_url, dir, &["doc", "list", "--org", org_id]);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["title"], "Care guide");
+    let doc_id = listed["documentId"].as_str().unwrap();
+    let labelled = dir.join("questions.json");
+    std::fs::write(
+        &labelled,
+        json!([
+            {"query": "should the tablet warm up before charging in winter", "expected": format!("{doc_id}#0"), "kind": "paraphrase", "lang": "en"},
+            {"query": "what is the capital of France", "expected": null, "kind": "unanswerable", "lang": "en"}
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let out = tidechat(
+        db_url,
+        dir,
+        &["faq", "eval", "--org", org_id, labelled.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("lexical"), "{report}");
+    assert!(report.contains("Suggested threshold"), "{report}");
+    assert!(
+        report.contains("100.0%"),
+        "the document answers its question: {report}"
+    );
+
     // Mistakes fail with a message and a non-zero exit, never a panic.
     let bad = dir.join("bad.csv");
     std::fs::write(&bad, "q,a\n1,2\n").unwrap();
@@ -105,6 +157,9 @@ fn operator_commands(db_url: &str, dir: &Path) {
         ],
         vec!["key", "create", "--org", "nonsense"],
         vec!["org", "create", "--name", "   "],
+        vec!["doc", "import", "--org", org_id, "/no/such/file.md"],
+        vec!["doc", "import", "--org", org_id, bad.to_str().unwrap()],
+        vec!["faq", "eval", "--org", org_id, bad.to_str().unwrap()],
     ] {
         let out = tidechat(db_url, dir, &args);
         assert!(!out.status.success(), "{args:?} should fail");

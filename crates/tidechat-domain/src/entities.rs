@@ -68,7 +68,11 @@ pub struct PersonaDraft {
 impl PersonaDraft {
     pub const DEFAULT_FALLBACK: &'static str =
         "Sorry, I can't help with that. Could you rephrase, or ask about something else?";
-    pub const DEFAULT_FAQ_THRESHOLD: f64 = 0.35;
+    /// The confidence below which a question is out of scope; equal to
+    /// `tidechat_llm::DEFAULT_CONFIDENCE_THRESHOLD` (a test checks it). It
+    /// was 0.35 before the ranker's confidence was recalibrated; migration
+    /// `000008_knowledge` moves personas still at 0.35 to this value.
+    pub const DEFAULT_FAQ_THRESHOLD: f64 = 0.65;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

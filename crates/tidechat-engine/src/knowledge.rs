@@ -677,6 +677,55 @@ impl crate::Engine {
     }
 }
 
+impl crate::Engine {
+    /// Runs labelled questions against an organization's FAQ and documents
+    /// (what `tidechat faq eval` prints): a lexical report, and a hybrid one
+    /// when an embedder is configured. Missing embeddings are computed first.
+    pub async fn evaluate_retrieval(
+        &self,
+        org: &OrgId,
+        ws: &WorkspaceId,
+        queries: &[tidechat_llm::faq::eval::LabelledQuery],
+    ) -> Result<Vec<tidechat_llm::faq::eval::Report>, EngineError> {
+        use tidechat_llm::faq::eval::evaluate;
+        let billing = Billing {
+            org_id: org.clone(),
+            key: None,
+        };
+        self.embed_missing(ws, &billing).await?;
+        let knowledge = self.inner.faqs.index(self, ws, &billing).await?;
+        let threshold = tidechat_llm::DEFAULT_CONFIDENCE_THRESHOLD;
+        let mut reports = vec![evaluate(
+            &knowledge.index,
+            queries,
+            None,
+            "lexical",
+            threshold,
+        )];
+        if let Some(embedder) = self.embedder().cloned() {
+            let texts: Vec<String> = queries.iter().map(|q| q.query.clone()).collect();
+            let mut vectors: HashMap<String, Vec<f32>> = HashMap::new();
+            for batch in texts.chunks(EMBED_WRITE_BATCH) {
+                let out = embedder
+                    .embed(batch.to_vec(), EmbedKind::Query)
+                    .await
+                    .map_err(|e| EngineError::Internal(format!("embedding the questions: {e}")))?;
+                self.meter_embedding(&billing, embedder.as_ref(), out.input_tokens);
+                vectors.extend(batch.iter().cloned().zip(out.vectors));
+            }
+            let lookup = |q: &str| vectors.get(q).cloned();
+            reports.push(evaluate(
+                &knowledge.index,
+                queries,
+                Some(&lookup),
+                &format!("hybrid ({})", embedder.id()),
+                threshold,
+            ));
+        }
+        Ok(reports)
+    }
+}
+
 /// Whether an embedder runs in process (free, not metered).
 fn is_local(embedder: &dyn Embedder) -> bool {
     embedder.id().starts_with("local:")
@@ -727,4 +776,15 @@ pub(crate) fn index_docs(
         });
     }
     (docs, missing)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn persona_default_threshold_is_the_rankers() {
+        assert_eq!(
+            tidechat_domain::PersonaDraft::DEFAULT_FAQ_THRESHOLD,
+            tidechat_llm::DEFAULT_CONFIDENCE_THRESHOLD
+        );
+    }
 }

@@ -55,3 +55,8 @@ CREATE TABLE usage_events (
     created_at TIMESTAMP NOT NULL
 );
 CREATE INDEX usage_events_org_idx ON usage_events (org_id, created_at);
+
+-- The ranker's confidence was recalibrated (one calibrated confidence for
+-- lexical and hybrid ranking): the default threshold moved from 0.35 to
+-- 0.65. Personas still at the old default get the new one.
+UPDATE personas SET faq_threshold = 0.65 WHERE faq_threshold = 0.35;
