@@ -30,8 +30,11 @@
 //! labelled set only (`tests/data/retrieval_faq.json` +
 //! `retrieval_queries.json`: 249 queries, 122 entries), cosines from USE
 //! multilingual v3 (the local model) with each entry's question. The
-//! second labelled set was never used for it. docs/retrieval.md has the
-//! fit, the alternatives tried and their figures.
+//! second labelled set was never used for it. `docs/retrieval_fit.py`
+//! reproduces these constants from the features the ignored test
+//! `dump_features` writes (the fit took "same language" from the set's
+//! labels; the index guesses it). docs/retrieval.md has the alternatives
+//! tried and their figures.
 
 use super::Features;
 
