@@ -470,7 +470,9 @@ async fn an_embedding_endpoint_ranks_metered_and_cited(app: TestApp) {
     assert_eq!(top["title"], "Can I bring my dog to the office?", "{found}");
     let cosine = |h: &Value| h["semantic"].as_f64().unwrap();
     assert!(
-        found["hits"].as_array().unwrap()[1..].iter().all(|h| cosine(h) < cosine(top)),
+        found["hits"].as_array().unwrap()[1..]
+            .iter()
+            .all(|h| cosine(h) < cosine(top)),
         "the same question is the closest vector: {found}"
     );
     assert!(
