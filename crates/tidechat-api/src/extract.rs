@@ -22,8 +22,7 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Syntax first, so a malformed body is always `invalid_json` whatever its shape.
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| {
         ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_json",
+            crate::error::ErrorKind::InvalidJson,
             format!("the request body is not valid JSON: {e}"),
         )
     })?;
@@ -41,8 +40,7 @@ fn read(
             let status = e.as_response_error().status_code();
             if status == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
-                    status,
-                    "payload_too_large",
+                    crate::error::ErrorKind::PayloadTooLarge,
                     "the request body is over the size limit",
                 )
             } else {
@@ -62,8 +60,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             let bytes = body.await?;
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_json",
+                    crate::error::ErrorKind::InvalidJson,
                     "a JSON request body is required",
                 ));
             }

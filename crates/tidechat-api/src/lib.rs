@@ -5,6 +5,7 @@
 //! This is the only crate that knows actix-web.
 
 pub mod auth;
+pub mod driver;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -171,22 +172,26 @@ pub async fn server(
     let ws_limiter = tidechat_limits::Limiter::new(tidechat_limits::Backend::InProcess)
         .await
         .map_err(|e| std::io::Error::other(format!("rate limiter: {e}")))?;
-    let state = web::Data::new(AppState {
+    let state = web::Data::new(AppState::new(
         engine,
-        keep_alive: options.keep_alive,
         runtime,
+        options.keep_alive,
         limiter,
         ws_limiter,
-        ws_messages_per_second: options.ws_messages_per_second,
+        options.ws_messages_per_second,
         uploads,
-    });
+    ));
     let body_limit = options.body_limit;
     let server = HttpServer::new(move || {
         App::new()
             .configure(configure(state.clone(), body_limit))
-            .default_service(web::to(|| async {
-                Err::<HttpResponse, _>(ApiError::not_found("no such endpoint; see /openapi.json"))
+            .default_service(web::to(|req: actix_web::HttpRequest| async move {
+                crate::error::framework_error(
+                    req.path(),
+                    &ApiError::not_found("no such endpoint; see /openapi.json"),
+                )
             }))
+            .wrap(from_fn(routes::widget::site_cors))
             .wrap(from_fn(error_envelope))
             .wrap(from_fn(request_id))
     })
@@ -254,12 +259,13 @@ async fn request_id(
 }
 
 /// Turns framework errors that are not already in our shape (404 for an
-/// unknown route, 405, 413 from the payload reader, ...) into the `/v1`
-/// error envelope.
+/// unknown route, 405, 413 from the payload reader, ...) into the error
+/// envelope of the surface the path belongs to.
 async fn error_envelope(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let path = req.path().to_owned();
     let res = next.call(req).await?.map_into_boxed_body();
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -273,21 +279,26 @@ async fn error_envelope(
     if is_json {
         return Ok(res);
     }
-    let (code, message) = match status.as_u16() {
-        404 => ("not_found", "no such endpoint; see /openapi.json"),
+    use crate::error::ErrorKind as K;
+    let (kind, message) = match status.as_u16() {
+        404 => (K::NotFound, "no such endpoint; see /openapi.json"),
         405 => (
-            "method_not_allowed",
+            K::MethodNotAllowed,
             "this path does not accept this HTTP method",
         ),
         413 => (
-            "payload_too_large",
+            K::PayloadTooLarge,
             "the request body is over the size limit",
         ),
-        s if s >= 500 => ("internal_error", "internal error"),
-        _ => ("validation_error", "the request could not be read"),
+        415 => (K::UnsupportedMediaType, "unsupported content type"),
+        s if s >= 500 => (K::Internal, "internal error"),
+        _ => (K::Validation, "the request could not be read"),
     };
-    let error = ApiError::new(status, code, message);
-    Ok(res.into_response(HttpResponse::build(status).json(error.body())))
+    let error = ApiError::new(kind, message);
+    let mut response = crate::error::framework_error(&path, &error);
+    // Keep the framework's status (e.g. 400 for an unreadable header).
+    *response.status_mut() = status;
+    Ok(res.into_response(response))
 }
 
 /// `RateLimit-*` headers (IETF draft spellings and the `X-RateLimit-*` ones

@@ -14,14 +14,12 @@
 //! Comment lines (`: keep-alive`) are sent while the model is slow so proxies
 //! with idle timeouts keep the connection open.
 
-use std::time::Duration;
-
 use bytes::Bytes;
-use futures_util::Stream;
 use serde::Serialize;
 use serde_json::json;
-use tidechat_engine::{EngineError, Turn, TurnEvent, TurnOutcome};
-use tidechat_limits::Permit;
+use tidechat_engine::{TurnEvent, TurnOutcome};
+
+use crate::driver::{Step, TurnEncoder};
 
 use crate::dto::{DeltaEvent, MessageDto, ReplaceEvent, SendMessageResponse, SessionDto};
 use crate::error::ApiError;
@@ -42,57 +40,46 @@ pub fn outcome_body(outcome: TurnOutcome) -> SendMessageResponse {
     }
 }
 
-/// The SSE byte stream of one turn. Dropping it drops the turn, which stops
-/// generation and stores the partial reply.
-pub fn turn_stream(
-    turn: Turn,
-    keep_alive: Duration,
-    slot: Permit,
-) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
-    // The slot is released when the stream ends or is dropped.
-    futures_util::stream::unfold(Some((turn, slot)), move |state| async move {
-        let (mut turn, slot) = state?;
-        let frame = loop {
-            match tokio::time::timeout(keep_alive, turn.next()).await {
-                Err(_) => {
-                    return Some((
-                        Ok(Bytes::from_static(b": keep-alive\n\n")),
-                        Some((turn, slot)),
-                    ))
-                }
-                Ok(None) => return None,
-                // Retrieval details are not part of the /v1 stream.
-                Ok(Some(TurnEvent::Retrieval(_))) | Ok(Some(TurnEvent::UserStored(_))) => continue,
-                Ok(Some(TurnEvent::Delta(text))) => {
-                    return Some((Ok(frame("delta", &DeltaEvent { text })), Some((turn, slot))));
-                }
-                Ok(Some(TurnEvent::Replaced(text))) => {
-                    let body = ReplaceEvent {
-                        text,
-                        moderation_verdict: "blocked".to_owned(),
-                    };
-                    return Some((Ok(frame("replace", &body)), Some((turn, slot))));
-                }
-                Ok(Some(TurnEvent::Completed(outcome))) => {
-                    break frame("done", &outcome_body(*outcome))
-                }
-                Ok(Some(TurnEvent::Unrecorded)) => {
-                    let error = EngineError::Internal("a /v1 turn was not recorded".to_owned());
-                    break frame("error", &ApiError::from(error).body());
-                }
-                Ok(Some(TurnEvent::Failed { error, outcome })) => {
-                    let mut body = json!(ApiError::from(error).body());
-                    if let (Some(outcome), Some(map)) = (outcome, body.as_object_mut()) {
-                        if let Ok(serde_json::Value::Object(extra)) =
-                            serde_json::to_value(outcome_body(*outcome))
-                        {
-                            map.extend(extra);
-                        }
-                    }
-                    break frame("error", &body);
-                }
+/// The `/v1` encoding of a turn (see the module docs).
+pub struct V1Events;
+
+impl TurnEncoder for V1Events {
+    type Frame = Bytes;
+
+    fn event(&mut self, event: TurnEvent) -> Step<Bytes> {
+        match event {
+            // Retrieval details are not part of the /v1 stream.
+            TurnEvent::Retrieval(_) | TurnEvent::UserStored(_) => Step::more(Vec::new()),
+            TurnEvent::Delta(text) => Step::more(vec![frame("delta", &DeltaEvent { text })]),
+            TurnEvent::Replaced(text) => {
+                let body = ReplaceEvent {
+                    text,
+                    moderation_verdict: "blocked".to_owned(),
+                };
+                Step::more(vec![frame("replace", &body)])
             }
-        };
-        Some((Ok(frame), None))
-    })
+            TurnEvent::Completed(outcome) => {
+                Step::last(vec![frame("done", &outcome_body(*outcome))])
+            }
+            TurnEvent::Unrecorded => {
+                let error = ApiError::internal("a /v1 turn was not recorded");
+                Step::last(vec![frame("error", &error.body())])
+            }
+            TurnEvent::Failed { error, outcome } => {
+                let mut body = json!(ApiError::from(error).body());
+                if let (Some(outcome), Some(map)) = (outcome, body.as_object_mut()) {
+                    if let Ok(serde_json::Value::Object(extra)) =
+                        serde_json::to_value(outcome_body(*outcome))
+                    {
+                        map.extend(extra);
+                    }
+                }
+                Step::last(vec![frame("error", &body)])
+            }
+        }
+    }
+
+    fn keep_alive(&self) -> Option<Bytes> {
+        Some(Bytes::from_static(b": keep-alive\n\n"))
+    }
 }

@@ -1,19 +1,22 @@
 use std::future::Future;
 use std::time::Duration;
 
+use actix_web::HttpRequest;
 use tidechat_engine::{Engine, EngineError, Principal};
 use tidechat_limits::{Permit, Rate, RateDecision, SlotDenied};
 use tokio::runtime::Handle;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind};
 
-/// Shared by every handler.
+/// Shared by every handler. The engine is reachable only through
+/// [`AppState::run`] (the hand-off to the main runtime) and the turn driver
+/// ([`crate::driver`]).
 pub struct AppState {
-    pub engine: Engine,
+    engine: Engine,
     /// Interval of SSE keep-alive comments while a reply is slow to come.
     pub keep_alive: Duration,
     /// The multi-threaded runtime engine work runs on (see [`AppState::run`]).
-    pub runtime: Handle,
+    runtime: Handle,
     /// Request-rate and concurrent-stream limits (in process or Redis).
     pub limiter: tidechat_limits::Limiter,
     /// Per-connection WebSocket message rates (always in process).
@@ -23,7 +26,35 @@ pub struct AppState {
     pub uploads: std::sync::Arc<dyn object_store::ObjectStore>,
 }
 
+fn limit_store_unavailable() -> ApiError {
+    ApiError::new(
+        ErrorKind::Unavailable,
+        "the rate limit store is unreachable; retry",
+    )
+    .with_retry_after(1)
+}
+
 impl AppState {
+    pub fn new(
+        engine: Engine,
+        runtime: Handle,
+        keep_alive: Duration,
+        limiter: tidechat_limits::Limiter,
+        ws_limiter: tidechat_limits::Limiter,
+        ws_messages_per_second: u32,
+        uploads: std::sync::Arc<dyn object_store::ObjectStore>,
+    ) -> Self {
+        Self {
+            engine,
+            keep_alive,
+            runtime,
+            limiter,
+            ws_limiter,
+            ws_messages_per_second,
+            uploads,
+        }
+    }
+
     /// Counts one request of the caller against its key's and organization's
     /// rates. The decision is returned for the `RateLimit-*` headers; a
     /// denial is `rate_limited` (429) or `service_unavailable` (503) when the
@@ -53,15 +84,10 @@ impl AppState {
             return Ok(decision);
         }
         let mut error = if decision.backend_unavailable {
-            ApiError::new(
-                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                "service_unavailable",
-                "the rate limit store is unreachable; retry",
-            )
+            limit_store_unavailable()
         } else {
             ApiError::new(
-                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorKind::RateLimited,
                 format!(
                     "request rate limit reached: {} requests per minute",
                     decision.limit
@@ -69,8 +95,43 @@ impl AppState {
             )
         };
         error.retry_after = decision.retry_after_secs();
-        error.rate = Some(decision);
+        error.rate = Some(Box::new(decision));
         Err(error)
+    }
+
+    /// Counts a public (widget) request per site and client address, for
+    /// abuse limits: `what` names the bucket (message, conversation, upload,
+    /// contact).
+    pub async fn check_visitor_rate(
+        &self,
+        req: &HttpRequest,
+        site: &tidechat_domain::SiteId,
+        what: &str,
+        per_minute: u32,
+    ) -> Result<(), ApiError> {
+        let ip = req
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|| "unknown".to_owned());
+        let decision = self
+            .limiter
+            .check_rate(
+                &format!("site:{site}:ip:{ip}:{what}"),
+                Rate::per_minute(per_minute),
+            )
+            .await;
+        if decision.allowed {
+            return Ok(());
+        }
+        if decision.backend_unavailable {
+            return Err(limit_store_unavailable());
+        }
+        let mut e = ApiError::new(
+            ErrorKind::RateLimited,
+            format!("too many {what} requests; slow down"),
+        );
+        e.retry_after = decision.retry_after_secs();
+        Err(e)
     }
 
     /// Takes one of the organization's concurrent-stream slots; the permit
@@ -82,22 +143,19 @@ impl AppState {
                 .await?
         };
         let bucket = format!("streams:{}", who.org_id);
-        self.limiter.acquire_slot(&bucket, limits.max_concurrent_streams).await.map_err(|denied| match denied {
-            SlotDenied::Full { limit, .. } => {
-                let mut e = ApiError::new(
-                    actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    format!("concurrent stream limit reached: {limit} open streams per organization"),
-                );
-                e.retry_after = Some(1);
-                e
-            }
-            SlotDenied::Unavailable => ApiError::new(
-                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                "service_unavailable",
-                "the rate limit store is unreachable; retry",
-            ),
-        })
+        self.limiter
+            .acquire_slot(&bucket, limits.max_concurrent_streams)
+            .await
+            .map_err(|denied| match denied {
+                SlotDenied::Full { limit, .. } => ApiError::new(
+                    ErrorKind::RateLimited,
+                    format!(
+                        "concurrent stream limit reached: {limit} open streams per organization"
+                    ),
+                )
+                .with_retry_after(1),
+                SlotDenied::Unavailable => limit_store_unavailable(),
+            })
     }
 
     /// Runs engine work as a task on the main multi-threaded runtime, not on
@@ -114,9 +172,28 @@ impl AppState {
         let task = self.runtime.spawn(work(self.engine.clone()));
         match task.await {
             Ok(result) => result.map_err(ApiError::from),
-            Err(e) => Err(ApiError::from(EngineError::Internal(format!(
-                "engine task failed: {e}"
-            )))),
+            Err(e) => Err(ApiError::internal(format!("engine task failed: {e}"))),
         }
+    }
+
+    /// Runs non-engine I/O (object storage) on the main runtime.
+    pub async fn run_io<T, Fut>(&self, work: Fut) -> Result<T, ApiError>
+    where
+        Fut: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.runtime
+            .spawn(work)
+            .await
+            .map_err(|e| ApiError::internal(format!("task failed: {e}")))
+    }
+
+    /// Spawns a task on the main runtime (turn drivers).
+    pub(crate) fn spawn<Fut>(&self, work: Fut) -> tokio::task::JoinHandle<Fut::Output>
+    where
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        self.runtime.spawn(work)
     }
 }

@@ -12,7 +12,9 @@
 //!   replaced the reply, `message_stream_ended` `{message}`: the stored reply
 //!   with id, tokens, cost and verdict;
 //! - `error` `{code, message, details}`; the connection stays open unless a
-//!   close frame follows.
+//!   close frame follows. A message over the tenant's request rate gets an
+//!   `error` with `rate_limited` and is not answered (as a REST call would
+//!   get 429).
 //!
 //! Client → server: `{"content": "…"}`. Messages sent while a reply streams
 //! are queued (up to 16) and answered in order, never interleaved. Over 10
@@ -30,12 +32,15 @@ use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tidechat_engine::{EngineError, Principal, TurnEvent, TurnRequest};
+use tidechat_domain::Message;
+use tidechat_engine::{Principal, TurnEvent, TurnRequest};
 use tidechat_limits::{Permit, Rate};
 use tokio::sync::mpsc;
 
-use crate::error::ApiError;
-use crate::routes::chats::{chats_code, ChatDto, ChatMessageDto};
+use crate::auth::ws_principal;
+use crate::driver::{pump, Step, TurnEncoder, WhenGone};
+use crate::error::{ApiError, Chats, ErrorKind, Surface};
+use crate::routes::chats::{ChatDto, ChatMessageDto};
 use crate::state::AppState;
 
 /// Largest accepted client frame (a `content` is at most 16,000 characters).
@@ -60,8 +65,7 @@ fn error_frame(code: &str, message: &str, details: &str) -> String {
 }
 
 fn api_error_frame(e: &ApiError) -> String {
-    let (code, details) = chats_code(e);
-    error_frame(code, &e.message, details)
+    error_frame(Chats::code(e.kind), &e.message, Chats::details(e.kind))
 }
 
 async fn close_with(mut session: Session, frame: String, code: u16, description: &str) {
@@ -98,35 +102,13 @@ pub async fn chat(
     Ok(response)
 }
 
-async fn authenticate(state: &AppState, params: &Params) -> Result<Principal, ApiError> {
-    let engine = state.engine.clone();
-    let (ticket, key) = (params.ticket.clone(), params.api_key.clone());
-    let who = state
-        .run(move |_| async move {
-            match (ticket, key) {
-                (Some(ticket), _) => engine.authenticate_ticket(&ticket).await,
-                (None, Some(key)) => engine.authenticate(&key).await,
-                (None, None) => Err(EngineError::Unauthenticated(
-                    "give `api_key` or `ticket` in the URL",
-                )),
-            }
-        })
-        .await?;
-    if !who.is_api_key() {
-        return Err(ApiError::from(EngineError::Unauthenticated(
-            "use an API key or a WebSocket ticket",
-        )));
-    }
-    Ok(who)
-}
-
 async fn connection(
     state: web::Data<AppState>,
     params: Params,
     mut session: Session,
     mut stream: actix_ws::AggregatedMessageStream,
 ) {
-    let who = match authenticate(&state, &params).await {
+    let who = match ws_principal(&state, params.ticket.clone(), params.api_key.clone()).await {
         Ok(who) => who,
         Err(e) => return close_with(session, api_error_frame(&e), 4001, "unauthenticated").await,
     };
@@ -158,12 +140,10 @@ async fn connection(
     let opened = match opened {
         Ok(opened) => opened,
         Err(e) => {
-            let code = if e.code == "session_not_active" {
-                4009
-            } else if e.status.as_u16() == 404 {
-                4004
-            } else {
-                1011
+            let code = match e.kind {
+                ErrorKind::SessionNotActive => 4009,
+                ErrorKind::NotFound => 4004,
+                _ => 1011,
             };
             return close_with(session, api_error_frame(&e), code, "cannot open the chat").await;
         }
@@ -188,13 +168,9 @@ async fn connection(
         return;
     }
     if let Some(last) = params.last_message_id.as_deref().filter(|l| !l.is_empty()) {
-        let (engine, chat_session, last) = (
-            state.engine.clone(),
-            opened.session.clone(),
-            last.to_owned(),
-        );
+        let (chat_session, last) = (opened.session.clone(), last.to_owned());
         let missed = state
-            .run(move |_| async move { engine.missed_messages(&chat_session, &last).await })
+            .run(move |e| async move { e.missed_messages(&chat_session, &last).await })
             .await;
         let frame = match missed {
             Ok(messages) => {
@@ -212,7 +188,7 @@ async fn connection(
     // Replies are produced one at a time by a worker on the engine runtime;
     // this task only reads frames.
     let (queue, inbox) = mpsc::channel::<String>(QUEUE);
-    let worker = state.runtime.spawn(answer(
+    let worker = state.spawn(answer(
         state.clone(),
         who,
         opened.session.id.to_string(),
@@ -329,7 +305,8 @@ fn parse_content(text: &str) -> Result<String, String> {
 
 /// Answers queued messages in order. Keeps going after the socket closes so
 /// the reply in progress is finished and stored; the stream slot is held
-/// until then.
+/// until then. Each message counts against the tenant's request rate like
+/// a REST call.
 async fn answer(
     state: web::Data<AppState>,
     who: Principal,
@@ -338,108 +315,137 @@ async fn answer(
     mut inbox: mpsc::Receiver<String>,
     _slot: Permit,
 ) {
-    let mut open = true;
-    let send = |frame: String| {
+    // One writer task per connection: frames leave in order.
+    let (out, mut frames) = mpsc::channel::<String>(64);
+    let writer = {
         let mut session = session.clone();
-        async move { session.text(frame).await.is_ok() }
-    };
-    while let Some(content) = inbox.recv().await {
-        let request = TurnRequest {
-            user_text: content,
-            ..TurnRequest::default()
-        };
-        let turn = {
-            let (who, chat_id) = (who.clone(), chat_id.clone());
-            state.engine.start_turn(&who, &chat_id, request).await
-        };
-        let mut turn = match turn {
-            Ok(turn) => turn,
-            Err(e) => {
-                if open {
-                    open = send(api_error_frame(&ApiError::from(e))).await;
+        tokio::spawn(async move {
+            while let Some(frame) = frames.recv().await {
+                if session.text(frame).await.is_err() {
+                    break;
                 }
-                continue;
+            }
+        })
+    };
+    let mut open = true;
+    while let Some(content) = inbox.recv().await {
+        let started = match state.check_rate(&who).await {
+            Err(e) => Err(e),
+            Ok(_) => {
+                let (who, chat_id) = (who.clone(), chat_id.clone());
+                let request = TurnRequest {
+                    user_text: content,
+                    ..TurnRequest::default()
+                };
+                state
+                    .run(move |e| async move { e.start_turn(&who, &chat_id, request).await })
+                    .await
             }
         };
-        let mut received = false;
-        let mut started = false;
-        let mut pending: Vec<String> = Vec::new();
-        while let Some(event) = turn.next().await {
-            let frames: Vec<String> = match event {
-                TurnEvent::Retrieval(_) => Vec::new(),
-                TurnEvent::UserStored(message) => {
-                    received = true;
-                    let mut frames = vec![json!({"type": "message_received", "message": ChatMessageDto::from(*message)}).to_string()];
-                    frames.append(&mut pending);
-                    frames
-                }
-                TurnEvent::Delta(token) => {
-                    let mut frames = Vec::new();
-                    if !started {
-                        started = true;
-                        frames.push(
-                            json!({"type": "message_stream_started", "chat_id": chat_id})
-                                .to_string(),
-                        );
-                    }
-                    frames
-                        .push(json!({"type": "message_stream_token", "token": token}).to_string());
-                    if received {
-                        frames
-                    } else {
-                        // The user message is written beside the model call; keep
-                        // the order: message_received first.
-                        pending.extend(frames);
-                        Vec::new()
-                    }
-                }
-                TurnEvent::Replaced(content) => {
-                    let frame = json!({"type": "message_stream_replaced", "content": content, "moderation_verdict": "blocked"}).to_string();
-                    if received {
-                        vec![frame]
-                    } else {
-                        pending.push(frame);
-                        Vec::new()
-                    }
-                }
-                TurnEvent::Completed(outcome) => {
-                    let mut frames = Vec::new();
-                    if !received {
-                        received = true;
-                        frames.push(json!({"type": "message_received", "message": ChatMessageDto::from(outcome.user_message.clone())}).to_string());
-                        frames.append(&mut pending);
-                    }
-                    if !started {
-                        frames.push(
-                            json!({"type": "message_stream_started", "chat_id": chat_id})
-                                .to_string(),
-                        );
-                    }
-                    frames.push(json!({"type": "message_stream_ended", "message": ChatMessageDto::from(outcome.assistant_message)}).to_string());
-                    frames
-                }
-                TurnEvent::Unrecorded => vec![error_frame(
-                    "internal_error",
-                    "the reply was not stored",
-                    "Retry.",
-                )],
-                TurnEvent::Failed { error, outcome } => {
-                    let mut frames = std::mem::take(&mut pending);
-                    if let Some(outcome) = outcome {
-                        frames.push(json!({"type": "message_stream_ended", "message": ChatMessageDto::from(outcome.assistant_message)}).to_string());
-                    }
-                    frames.push(api_error_frame(&ApiError::from(error)));
-                    frames
-                }
-            };
-            for frame in frames {
+        match started {
+            Ok(turn) => {
+                let mut encoder = WsFrames::new(&chat_id);
+                let still_open = pump(turn, &mut encoder, &out, None, WhenGone::Finish).await;
+                open = open && still_open;
+            }
+            Err(e) => {
                 if open {
-                    open = send(frame).await;
+                    open = out.send(api_error_frame(&e)).await.is_ok();
                 }
             }
         }
     }
+    drop(out);
+    let _ = writer.await;
     if open {
         let _ = session.close(None).await;
+    }
+}
+
+/// The WebSocket encoding of a turn (see the module docs). The user message
+/// is stored beside the model call, so frames that would overtake
+/// `message_received` wait for it.
+struct WsFrames {
+    chat_id: String,
+    received: bool,
+    started: bool,
+    pending: Vec<String>,
+}
+
+impl WsFrames {
+    fn new(chat_id: &str) -> Self {
+        Self {
+            chat_id: chat_id.to_owned(),
+            received: false,
+            started: false,
+            pending: Vec::new(),
+        }
+    }
+
+    fn received(&mut self, message: Message) -> Vec<String> {
+        self.received = true;
+        let mut frames = vec![
+            json!({"type": "message_received", "message": ChatMessageDto::from(message)})
+                .to_string(),
+        ];
+        frames.append(&mut self.pending);
+        frames
+    }
+
+    /// `frames` now, or after `message_received`.
+    fn in_order(&mut self, frames: Vec<String>) -> Vec<String> {
+        if self.received {
+            frames
+        } else {
+            self.pending.extend(frames);
+            Vec::new()
+        }
+    }
+
+    fn stream_started(&mut self) -> Option<String> {
+        (!std::mem::replace(&mut self.started, true))
+            .then(|| json!({"type": "message_stream_started", "chat_id": self.chat_id}).to_string())
+    }
+}
+
+impl TurnEncoder for WsFrames {
+    type Frame = String;
+
+    fn event(&mut self, event: TurnEvent) -> Step<String> {
+        match event {
+            TurnEvent::Retrieval(_) => Step::more(Vec::new()),
+            TurnEvent::UserStored(message) => Step::more(self.received(*message)),
+            TurnEvent::Delta(token) => {
+                let mut frames: Vec<String> = self.stream_started().into_iter().collect();
+                frames.push(json!({"type": "message_stream_token", "token": token}).to_string());
+                Step::more(self.in_order(frames))
+            }
+            TurnEvent::Replaced(content) => {
+                let frame = json!({"type": "message_stream_replaced", "content": content, "moderation_verdict": "blocked"}).to_string();
+                Step::more(self.in_order(vec![frame]))
+            }
+            TurnEvent::Completed(outcome) => {
+                let mut frames = Vec::new();
+                if !self.received {
+                    frames = self.received(outcome.user_message.clone());
+                }
+                frames.extend(self.stream_started());
+                frames.push(json!({"type": "message_stream_ended", "message": ChatMessageDto::from(outcome.assistant_message)}).to_string());
+                Step::last(frames)
+            }
+            TurnEvent::Unrecorded => Step::last(vec![error_frame(
+                "internal_error",
+                "the reply was not stored",
+                "Retry.",
+            )]),
+            TurnEvent::Failed { error, outcome } => {
+                let mut frames = std::mem::take(&mut self.pending);
+                if let Some(outcome) = outcome {
+                    frames.push(json!({"type": "message_stream_ended", "message": ChatMessageDto::from(outcome.assistant_message)}).to_string());
+                }
+                frames.push(api_error_frame(&ApiError::from(error)));
+                Step::last(frames)
+            }
+        }
     }
 }

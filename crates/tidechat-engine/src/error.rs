@@ -11,6 +11,9 @@ pub enum EngineError {
     Forbidden(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A public widget site key that is no site's.
+    #[error("unknown site key")]
+    UnknownSite,
     #[error("session is {} and accepts no new messages", .0.as_str())]
     SessionNotActive(SessionStatus),
     #[error("{0}")]
@@ -23,6 +26,9 @@ pub enum EngineError {
     UnknownPersona(String),
     #[error("{0}")]
     Conflict(String),
+    /// A retried request whose first attempt is still being answered.
+    #[error("{0}")]
+    InProgress(String),
     #[error("{message}")]
     QuotaExceeded {
         message: String,

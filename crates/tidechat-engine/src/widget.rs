@@ -48,6 +48,8 @@ pub enum WidgetSend {
     Queued {
         conversation: SessionId,
         handed_off: bool,
+        /// The visitor's stored message.
+        message: Box<Message>,
     },
 }
 
@@ -237,13 +239,13 @@ impl Engine {
     /// The site of a public key; unknown keys are not found.
     pub async fn site_for_key(&self, site_key: &str) -> Result<Site, EngineError> {
         if site_key.is_empty() || site_key.len() > 100 {
-            return Err(EngineError::NotFound("site"));
+            return Err(EngineError::UnknownSite);
         }
         self.inner
             .store
             .site_by_key(site_key)
             .await?
-            .ok_or(EngineError::NotFound("site"))
+            .ok_or(EngineError::UnknownSite)
     }
 
     /// Whether some site allows this browser origin (CORS preflight).
@@ -399,11 +401,13 @@ impl Engine {
                 .await?;
         }
         if conversation.mode == ConversationMode::Operator {
-            self.store_plain(&session, Role::User, message, "widget")
+            let stored = self
+                .store_plain(&session, Role::User, message, "widget")
                 .await?;
             return Ok(WidgetSend::Queued {
                 conversation: session.id,
                 handed_off: handoff,
+                message: Box::new(stored),
             });
         }
         let who = Self::visitor_principal(site, &session.id);
@@ -460,7 +464,7 @@ impl Engine {
                 }
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(EngineError::Conflict(
+                return Err(EngineError::InProgress(
                     "this message is still being answered; retry later".to_owned(),
                 ));
             }

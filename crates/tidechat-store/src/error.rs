@@ -68,3 +68,32 @@ impl From<diesel_async::pooled_connection::deadpool::PoolError> for StoreError {
 pub(crate) fn corrupt(table: &str, id: &str, what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{table} row {id}: {what}"))
 }
+
+impl StoreError {
+    /// Whether the database could not be reached or dropped the connection
+    /// (as opposed to rejecting the query): the caller should retry later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Pool(_) => true,
+            StoreError::Database(DieselError::DatabaseError(kind, info)) => {
+                matches!(
+                    kind,
+                    DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand
+                ) || {
+                    // SQLite reports these as `Unknown` with its own wording.
+                    let message = info.message();
+                    [
+                        "database is locked",
+                        "unable to open database",
+                        "disk I/O error",
+                        "terminating connection",
+                    ]
+                    .iter()
+                    .any(|m| message.contains(m))
+                }
+            }
+            StoreError::Database(DieselError::BrokenTransactionManager) => true,
+            _ => false,
+        }
+    }
+}

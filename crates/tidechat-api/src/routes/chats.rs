@@ -2,108 +2,25 @@
 //! fields, offset pagination, and errors as
 //! `{"error": {"code", "message", "details"}}` where `details` suggests a fix.
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tidechat_domain::{Message, Session};
-use tidechat_engine::{sort_order, Principal};
+use tidechat_engine::sort_order;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{authenticate_request, credential};
+use crate::auth::KeyAuth;
 use crate::dto::timestamp;
-use crate::error::ApiError;
+use crate::error::{ApiError, Chats, Failure};
 use crate::state::AppState;
 
-/// An error of this surface.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ChatsErrorBody {
-    pub error: ChatsErrorDetail,
-}
+pub use crate::error::{ChatsErrorBody, ChatsErrorDetail};
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ChatsErrorDetail {
-    /// Stable code, e.g. `chat_not_found`, `invalid_parameter`, `unauthenticated`, `rate_limited`.
-    pub code: String,
-    pub message: String,
-    /// What to do about it.
-    pub details: String,
-}
-
-/// Wraps the shared error table in this surface's shape.
-#[derive(Debug)]
-pub struct ChatsError(pub ApiError);
-
-impl From<ApiError> for ChatsError {
-    fn from(e: ApiError) -> Self {
-        Self(e)
-    }
-}
-
-impl From<tidechat_engine::EngineError> for ChatsError {
-    fn from(e: tidechat_engine::EngineError) -> Self {
-        Self(ApiError::from(e))
-    }
-}
-
-/// The code and suggested fix this surface uses for a shared error.
-pub fn chats_code(e: &ApiError) -> (&'static str, &'static str) {
-    match e.code {
-        "not_found" => ("chat_not_found", "Check the chat_id: chats of other users or tenants, and deleted chats, are not visible."),
-        "unauthenticated" => ("unauthenticated", "Send a valid API key in X-API-Key (or Authorization: Bearer)."),
-        "forbidden" => ("forbidden", "Use an API key of the tenant; session tokens cannot use this API."),
-        "validation_error" | "invalid_json" => ("invalid_parameter", "Fix the named parameter and retry."),
-        "rate_limited" => ("rate_limited", "Wait Retry-After seconds; the REST limit is 100 requests per minute per tenant by default."),
-        "quota_exceeded" => ("quota_exceeded", "The tenant's monthly quota is spent; raise it with PUT /v1/limits."),
-        "session_not_active" => ("chat_not_active", "The chat was ended or archived; create a new chat."),
-        "payload_too_large" => ("payload_too_large", "Send a smaller body."),
-        "service_unavailable" => ("service_unavailable", "Retry in a moment."),
-        "upstream_error" | "upstream_timeout" => ("upstream_error", "The model provider failed; retry."),
-        _ => ("internal_error", "Retry; if it persists, report the X-Request-Id."),
-    }
-}
-
-impl std::fmt::Display for ChatsError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl ResponseError for ChatsError {
-    fn status_code(&self) -> StatusCode {
-        match self.0.code {
-            // Parameter mistakes are 400 on this surface.
-            "validation_error" | "invalid_json" => StatusCode::BAD_REQUEST,
-            _ => self.0.status,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let (code, details) = chats_code(&self.0);
-        let mut response = HttpResponse::build(self.status_code());
-        if let Some(secs) = self.0.retry_after {
-            response.insert_header(("Retry-After", secs.to_string()));
-        }
-        if let Some(rate) = &self.0.rate {
-            for (name, value) in crate::rate_headers(rate) {
-                response.insert_header((name, value));
-            }
-        }
-        response.json(ChatsErrorBody {
-            error: ChatsErrorDetail {
-                code: code.to_owned(),
-                message: self.0.message.clone(),
-                details: details.to_owned(),
-            },
-        })
-    }
-}
+/// This surface's errors (see [`Chats`]).
+pub type ChatsError = Failure<Chats>;
+type Caller = KeyAuth<Chats>;
 
 type Result<T> = std::result::Result<T, ChatsError>;
-
-async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal> {
-    Ok(authenticate_request(state, req, credential(req.headers())).await?)
-}
 
 /// A chat (a tidechat session).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -216,7 +133,7 @@ pub struct WsTicket {
 }
 
 fn bad_parameter(name: &str, rule: &str) -> ChatsError {
-    ChatsError(ApiError::validation(format!("{name}: {rule}")))
+    ApiError::invalid_field(name, format!("{name}: {rule}")).on()
 }
 
 /// Create a chat.
@@ -232,10 +149,10 @@ fn bad_parameter(name: &str, rule: &str) -> ChatsError {
 )]
 pub async fn create_chat(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    caller: Caller,
     body: web::Bytes,
 ) -> Result<HttpResponse> {
-    let who = authenticate(&state, &req).await?;
+    let who = caller.principal();
     let body: CreateChatRequest = serde_json::from_slice(&body)
         .map_err(|e| bad_parameter("body", &format!("must be a JSON object with user_id ({e})")))?;
     let user_id = body
@@ -263,10 +180,10 @@ pub async fn create_chat(
 )]
 pub async fn user_chats(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    caller: Caller,
     user_id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let who = authenticate(&state, &req).await?;
+    let who = caller.principal();
     let chats = state
         .run(move |e| async move { e.user_sessions(&who, &user_id).await })
         .await?;
@@ -290,10 +207,10 @@ pub async fn user_chats(
 )]
 pub async fn get_chat(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let who = authenticate(&state, &req).await?;
+    let who = caller.principal();
     let chat = state
         .run(move |e| async move { e.get_session(&who, &id).await })
         .await?;
@@ -315,10 +232,10 @@ pub async fn get_chat(
 )]
 pub async fn delete_chat(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let who = authenticate(&state, &req).await?;
+    let who = caller.principal();
     state
         .run(move |e| async move { e.delete_chat(&who, &id).await })
         .await?;
@@ -351,10 +268,11 @@ fn integer(name: &str, value: Option<&str>, default: i64) -> Result<i64> {
 )]
 pub async fn chat_messages(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    caller: Caller,
     id: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse> {
-    let who = authenticate(&state, &req).await?;
+    let who = caller.principal();
     let params = web::Query::<MessagesParams>::from_query(req.query_string())
         .map_err(|e| bad_parameter("query", &e.to_string()))?
         .into_inner();
@@ -387,8 +305,8 @@ pub async fn chat_messages(
         (status = 401, description = "`unauthenticated`", body = ChatsErrorBody),
     )
 )]
-pub async fn create_ticket(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
-    let who = authenticate(&state, &req).await?;
+pub async fn create_ticket(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse> {
+    let who = caller.principal();
     let (ticket, expires_at) = state
         .run(move |e| async move { e.create_ws_ticket(&who).await })
         .await?;

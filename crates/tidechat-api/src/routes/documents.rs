@@ -3,7 +3,6 @@
 
 use actix_multipart::Multipart;
 use actix_web::http::header::CONTENT_TYPE;
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -48,8 +47,7 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
 
 fn too_large() -> ApiError {
     ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        crate::error::ErrorKind::PayloadTooLarge,
         format!(
             "documents are at most {} MiB",
             validate::DOCUMENT_FILE_MAX_BYTES / (1024 * 1024)
@@ -140,13 +138,8 @@ async fn read_upload(
     }
     let bytes = read_body(payload).await?;
     if content_type.starts_with("application/json") {
-        let body: DocumentRequest = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_json",
-                e.to_string(),
-            )
-        })?;
+        let body: DocumentRequest = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::new(crate::error::ErrorKind::InvalidJson, e.to_string()))?;
         // JSON carries text: without a format or a telling file name it is
         // Markdown (which plain text is too).
         let format = body.format.map(DocumentFormat::from).unwrap_or_else(|| {

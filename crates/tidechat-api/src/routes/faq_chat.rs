@@ -3,19 +3,18 @@
 //! `Authorization: Bearer`, or `X-API-Key`), SSE frames with JSON in `data:`
 //! lines closed by `data: [DONE]`, and errors as `{"error": "<code>"}`.
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tidechat_engine::{EngineError, FaqChatRequest, Principal, PrincipalKind, TurnEvent};
+use tidechat_engine::{FaqChatRequest, TurnEvent};
 use tidechat_llm::FaqHit;
-use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
-use crate::auth::credential;
+use crate::auth::KeyAuth;
+use crate::driver::{sse_response, stream_turn, Step, TurnEncoder};
 use crate::dto::timestamp;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind, Failure, FaqChat};
 use crate::state::AppState;
 
 /// Longest accepted `query`, after trimming.
@@ -25,110 +24,9 @@ pub const KEY_HEADER: &str = "mooni-api-key";
 /// FAQ suggestions sent in the `faq` event.
 const SUGGESTIONS: usize = 3;
 
-/// An error of this surface: `{"error": code}` plus extra fields.
-#[derive(Debug)]
-pub struct FaqChatError {
-    status: StatusCode,
-    body: Value,
-    retry_after: Option<u64>,
-    rate: Option<tidechat_limits::RateDecision>,
-}
-
-impl FaqChatError {
-    fn new(status: StatusCode, code: &str) -> Self {
-        Self {
-            status,
-            body: json!({ "error": code }),
-            retry_after: None,
-            rate: None,
-        }
-    }
-
-    fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized")
-    }
-
-    /// A limit refusal from the shared checks, in this surface's shape.
-    fn from_api(e: ApiError) -> Self {
-        let mut out = Self::new(e.status, e.code);
-        out.body["message"] = json!(e.message);
-        out.retry_after = e.retry_after;
-        out.rate = e.rate;
-        out
-    }
-}
-
-impl std::fmt::Display for FaqChatError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.body)
-    }
-}
-
-impl ResponseError for FaqChatError {
-    fn status_code(&self) -> StatusCode {
-        self.status
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status);
-        if let Some(secs) = self.retry_after {
-            response.insert_header(("Retry-After", secs.to_string()));
-        }
-        if let Some(rate) = &self.rate {
-            for (name, value) in crate::rate_headers(rate) {
-                response.insert_header((name, value));
-            }
-        }
-        response.json(&self.body)
-    }
-}
-
-impl From<EngineError> for FaqChatError {
-    fn from(err: EngineError) -> Self {
-        match err {
-            EngineError::Unauthenticated(_) | EngineError::Forbidden(_) => Self::unauthorized(),
-            EngineError::Validation(v) => {
-                let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_request");
-                e.body["field"] = json!(v.field);
-                e.body["message"] = json!(v.message);
-                e
-            }
-            EngineError::ShuttingDown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            other => {
-                tracing::error!(error = ?other, "faq chat request failed");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
-            }
-        }
-    }
-}
-
-/// Authenticates with an API key from any of the accepted headers.
-async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, FaqChatError> {
-    let key = req
-        .headers()
-        .get(KEY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-        .or_else(|| credential(req.headers()))
-        .ok_or_else(FaqChatError::unauthorized)?;
-    let engine = state.engine.clone();
-    let principal = state
-        .runtime
-        .spawn(async move { engine.authenticate(&key).await })
-        .await
-        .map_err(|_| FaqChatError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error"))??;
-    // Session tokens belong to the /v1 API; this surface takes API keys.
-    if let PrincipalKind::SessionToken(_) = principal.kind {
-        return Err(FaqChatError::unauthorized());
-    }
-    let decision = state
-        .check_rate(&principal)
-        .await
-        .map_err(FaqChatError::from_api)?;
-    req.extensions_mut().insert(decision);
-    Ok(principal)
-}
+/// This surface's errors (`{"error": code}`; see [`FaqChat`]).
+pub type FaqChatError = Failure<FaqChat>;
+type Caller = KeyAuth<FaqChat>;
 
 /// `POST /chat` body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -144,36 +42,36 @@ pub struct FaqChatBody {
     pub organization_id: Option<String>,
 }
 
-fn bad_request(code: &str) -> FaqChatError {
-    FaqChatError::new(StatusCode::BAD_REQUEST, code)
+fn bad_request(kind: ErrorKind, message: &str) -> FaqChatError {
+    Failure::new(kind, message)
 }
 
 /// Applies the reference's error table to a raw body.
 fn parse_body(body: &[u8]) -> Result<FaqChatRequest, FaqChatError> {
-    let value: Value = serde_json::from_slice(body).map_err(|_| bad_request("invalid_json"))?;
+    let not_json = || bad_request(ErrorKind::InvalidJson, "the body must be a JSON object");
+    let value: Value = serde_json::from_slice(body).map_err(|_| not_json())?;
     let Value::Object(map) = value else {
-        return Err(bad_request("invalid_json"));
+        return Err(not_json());
     };
     let query = match map.get("query") {
         Some(Value::String(q)) if !q.trim().is_empty() => q.trim().to_owned(),
-        _ => return Err(bad_request("missing_query")),
+        _ => return Err(bad_request(ErrorKind::MissingQuery, "`query` is required")),
     };
     if query.chars().count() > QUERY_MAX_CHARS {
-        let mut e = bad_request("query_too_long");
-        e.body["maxLength"] = json!(QUERY_MAX_CHARS);
-        return Err(e);
+        let mut e = ApiError::new(ErrorKind::QueryTooLong, "`query` is too long");
+        e.max_length = Some(QUERY_MAX_CHARS);
+        return Err(e.on());
     }
     let optional = |field: &str| -> Result<Option<String>, FaqChatError> {
         match map.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
-            Some(_) => {
-                let mut e = bad_request("invalid_request");
-                e.body["field"] = json!(field);
-                e.body["message"] = json!(format!("`{field}` must be a string or null"));
-                Err(e)
-            }
+            Some(_) => Err(ApiError::invalid_field(
+                field,
+                format!("`{field}` must be a string or null"),
+            )
+            .on()),
         }
     };
     Ok(FaqChatRequest {
@@ -204,77 +102,64 @@ fn suggestions(hits: &[FaqHit]) -> Value {
     json!({"type": "faq", "results": results})
 }
 
-/// Drives one chat turn into SSE frames. Runs on the engine's runtime; stops
-/// (dropping the turn, which stores the partial reply) when the client goes.
-async fn drive(
-    state: web::Data<AppState>,
-    who: Principal,
-    request: FaqChatRequest,
-    out: mpsc::Sender<Bytes>,
-) {
-    let send = |value: Value| {
-        let out = out.clone();
-        async move { out.send(frame(&value)).await.is_ok() }
-    };
-    if !send(json!({"type": "status", "status": "searching", "level": "loading"})).await {
-        return;
-    }
-    let mut turn = match state.engine.start_faq_chat(&who, request).await {
-        Ok(turn) => turn,
-        Err(e) => {
-            tracing::error!(error = ?e, "faq chat could not start");
-            let _ = send(json!({"type": "error", "message": "search_failed"})).await;
-            let _ = out.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
-            return;
-        }
-    };
-    let mut hits = Vec::new();
-    let mut out_of_scope = false;
-    loop {
-        let event = tokio::select! {
-            event = turn.next() => event,
-            _ = out.closed() => return,
-        };
-        let keep_going = match event {
-            Some(TurnEvent::Retrieval(r)) => {
-                out_of_scope = r.out_of_scope;
-                hits = r.hits;
-                true
+/// The FAQ chat encoding of a turn: `text` chunks, then the `faq`
+/// suggestions and the final status, closed by `data: [DONE]`.
+#[derive(Default)]
+struct FaqChatFrames {
+    hits: Vec<FaqHit>,
+    out_of_scope: bool,
+}
+
+impl TurnEncoder for FaqChatFrames {
+    type Frame = Bytes;
+
+    fn event(&mut self, event: TurnEvent) -> Step<Bytes> {
+        match event {
+            TurnEvent::Retrieval(r) => {
+                self.out_of_scope = r.out_of_scope;
+                self.hits = r.hits;
+                Step::more(Vec::new())
             }
-            Some(TurnEvent::UserStored(_)) => true,
-            Some(TurnEvent::Delta(text)) => send(json!({"type": "text", "content": text})).await,
+            TurnEvent::UserStored(_) => Step::more(Vec::new()),
+            TurnEvent::Delta(text) => {
+                Step::more(vec![frame(&json!({"type": "text", "content": text}))])
+            }
             // Moderation stopped the answer: what was sent had passed; the
             // fallback follows it (this surface has no way to retract text).
-            Some(TurnEvent::Replaced(text)) => {
-                send(json!({"type": "text", "content": format!("\n\n{text}")})).await
-            }
-            Some(TurnEvent::Completed(_)) | Some(TurnEvent::Unrecorded) => {
-                if !hits.is_empty() {
-                    send(suggestions(&hits)).await;
+            TurnEvent::Replaced(text) => Step::more(vec![frame(
+                &json!({"type": "text", "content": format!("\n\n{text}")}),
+            )]),
+            TurnEvent::Completed(_) | TurnEvent::Unrecorded => {
+                let mut frames = Vec::new();
+                if !self.hits.is_empty() {
+                    frames.push(frame(&suggestions(&self.hits)));
                 }
-                let status = if out_of_scope {
+                frames.push(frame(&if self.out_of_scope {
                     json!({"type": "status", "status": "out_of_scope", "level": "warning"})
                 } else {
                     json!({"type": "status", "status": "done", "level": "success"})
-                };
-                send(status).await;
-                false
+                }));
+                Step::last(frames)
             }
-            Some(TurnEvent::Failed { error, .. }) => {
+            TurnEvent::Failed { error, .. } => {
                 tracing::warn!(error = ?error, "faq chat reply failed");
-                send(json!({"type": "error", "message": "search_failed"})).await;
-                false
+                Step::last(vec![search_failed()])
             }
-            None => {
-                send(json!({"type": "error", "message": "search_failed"})).await;
-                false
-            }
-        };
-        if !keep_going {
-            break;
         }
     }
-    let _ = out.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+
+    fn end(&mut self, finished: bool) -> Vec<Bytes> {
+        let mut frames = Vec::new();
+        if !finished {
+            frames.push(search_failed());
+        }
+        frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
+        frames
+    }
+}
+
+fn search_failed() -> Bytes {
+    frame(&json!({"type": "error", "message": "search_failed"}))
 }
 
 /// Ask a question; the answer streams as server-sent events.
@@ -298,23 +183,25 @@ async fn drive(
 )]
 pub async fn chat(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    caller: Caller,
     body: web::Bytes,
 ) -> Result<HttpResponse, FaqChatError> {
-    let who = authenticate(&state, &req).await?;
+    let who = caller.principal();
     let request = parse_body(&body)?;
-    let (tx, rx) = mpsc::channel::<Bytes>(64);
-    state.runtime.spawn(drive(state.clone(), who, request, tx));
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|frame| (Ok::<_, actix_web::Error>(frame), rx))
-    });
-    Ok(HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header(("Cache-Control", "no-cache"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(stream))
+    // Refusals (stream limit, validation, quota) come before the 200.
+    let slot = state.stream_slot(&who).await?;
+    let turn = state
+        .run(move |e| async move { e.start_faq_chat(&who, request).await })
+        .await?;
+    let searching = frame(&json!({"type": "status", "status": "searching", "level": "loading"}));
+    let frames = stream_turn(
+        &state,
+        Some(slot),
+        turn,
+        vec![searching],
+        FaqChatFrames::default(),
+    );
+    Ok(sse_response(HttpResponse::Ok(), frames))
 }
 
 /// Tenant-public configuration.
@@ -338,15 +225,12 @@ pub struct TenantConfig {
 )]
 pub async fn config(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    caller: Caller,
 ) -> Result<HttpResponse, FaqChatError> {
-    let who = authenticate(&state, &req).await?;
-    let engine = state.engine.clone();
+    let who = caller.principal();
     let org = state
-        .runtime
-        .spawn(async move { engine.tenant(&who).await })
-        .await
-        .map_err(|_| FaqChatError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error"))??;
+        .run(move |e| async move { e.tenant(&who).await })
+        .await?;
     Ok(HttpResponse::Ok().json(TenantConfig {
         client_id: org.id.into_string(),
         name: org.name,
@@ -393,23 +277,22 @@ pub struct HistoryResponse {
 )]
 pub async fn history(
     state: web::Data<AppState>,
+    caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, FaqChatError> {
-    let who = authenticate(&state, &req).await?;
+    let who = caller.principal();
+    let missing = || bad_request(ErrorKind::MissingUserId, "`userId` is required");
     let params = web::Query::<HistoryParams>::from_query(req.query_string())
-        .map_err(|_| bad_request("missing_user_id"))?
+        .map_err(|_| missing())?
         .into_inner();
     let user_id = params
         .user_id
         .map(|u| u.trim().to_owned())
         .filter(|u| !u.is_empty())
-        .ok_or_else(|| bad_request("missing_user_id"))?;
-    let engine = state.engine.clone();
+        .ok_or_else(missing)?;
     let sessions = state
-        .runtime
-        .spawn(async move { engine.user_sessions(&who, &user_id).await })
-        .await
-        .map_err(|_| FaqChatError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error"))??;
+        .run(move |e| async move { e.user_sessions(&who, &user_id).await })
+        .await?;
     let items = sessions
         .into_iter()
         .map(|s| HistorySession {
@@ -434,9 +317,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::error::Surface;
 
     fn code(body: &str) -> Value {
-        parse_body(body.as_bytes()).unwrap_err().body
+        FaqChat::body(&parse_body(body.as_bytes()).unwrap_err().0)
     }
 
     #[test]

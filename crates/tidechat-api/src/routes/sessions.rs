@@ -1,14 +1,14 @@
-use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use tidechat_engine::{Cursor, MessageQuery, NewSession, SessionQuery, TurnRequest};
 use utoipa::IntoParams;
 
 use crate::auth::Auth;
+use crate::driver::{sse_response, stream_turn};
 use crate::dto::*;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, OptionalJson};
-use crate::sse::{outcome_body, turn_stream};
+use crate::sse::{outcome_body, V1Events};
 use crate::state::AppState;
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -55,17 +55,14 @@ pub async fn create_session(
     Auth(who): Auth,
     OptionalJson(body): OptionalJson<CreateSessionRequest>,
 ) -> Result<HttpResponse> {
+    let new = NewSession {
+        persona_id: body.persona_id,
+        user_id: body.user_id,
+        title: body.title,
+        metadata: body.metadata,
+    };
     let session = state
-        .engine
-        .create_session(
-            &who,
-            NewSession {
-                persona_id: body.persona_id,
-                user_id: body.user_id,
-                title: body.title,
-                metadata: body.metadata,
-            },
-        )
+        .run(move |e| async move { e.create_session(&who, new).await })
         .await?;
     Ok(HttpResponse::Created().json(SessionDto::from(session)))
 }
@@ -263,11 +260,8 @@ pub async fn send_message(
         .run(move |e| async move { e.start_turn(&who, &id, request).await })
         .await?;
     if let Some(slot) = slot {
-        return Ok(HttpResponse::Ok()
-            .content_type("text/event-stream")
-            .insert_header((header::CACHE_CONTROL, "no-cache"))
-            .insert_header(("X-Accel-Buffering", "no"))
-            .streaming(turn_stream(turn, state.keep_alive, slot)));
+        let frames = stream_turn(&state, Some(slot), turn, Vec::new(), V1Events);
+        return Ok(sse_response(HttpResponse::Ok(), frames));
     }
     let outcome = turn.finish().await?;
     Ok(HttpResponse::Ok().json(outcome_body(outcome)))

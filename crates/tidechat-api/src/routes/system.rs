@@ -20,15 +20,19 @@ pub async fn healthz() -> HttpResponse {
         (status = 503, description = "The database is unreachable", body = ErrorBody),
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let engine = state.engine.clone();
     let ping = state
-        .runtime
-        .spawn(async move { engine.store().ping().await });
-    if !matches!(ping.await, Ok(Ok(()))) {
+        .run(|engine| async move {
+            engine
+                .store()
+                .ping()
+                .await
+                .map_err(tidechat_engine::EngineError::from)
+        })
+        .await;
+    if ping.is_err() {
         tracing::warn!("readiness check failed: the database does not answer");
         return Err(ApiError::new(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "service_unavailable",
+            crate::error::ErrorKind::Unavailable,
             "the database is unreachable",
         ));
     }

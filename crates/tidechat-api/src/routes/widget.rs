@@ -4,21 +4,25 @@
 //! true, …}`; errors are `{"success": false, "error": code, "message"}`.
 //! Browsers get a CORS grant only from the site's allowed origins.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use actix_multipart::Multipart;
-use actix_web::http::header::{HeaderValue, ORIGIN};
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue, ORIGIN, VARY};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use serde::Deserialize;
-use serde_json::{json, Value};
-use tidechat_domain::{ConversationMode, Message, Role, Site};
-use tidechat_engine::{EngineError, TurnEvent, WidgetSend, OPERATOR_MODEL};
-use tidechat_limits::Rate;
-use tokio::sync::mpsc;
+use serde_json::{json, Map, Value};
+use tidechat_domain::{ConversationMode, Message, Role, SessionId, Site};
+use tidechat_engine::{TurnEvent, WidgetSend, OPERATOR_MODEL};
 
+use crate::driver::{frames, sse_response, stream_turn, Step, TurnEncoder};
 use crate::dto::timestamp;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind, Failure, Widget};
 use crate::state::AppState;
 
 /// Largest image accepted.
@@ -26,167 +30,134 @@ pub const UPLOAD_MAX_BYTES: usize = 5 * 1024 * 1024;
 /// The widget script.
 const WIDGET_JS: &str = include_str!("../../assets/widget.js");
 
-/// A refusal in the widget API's shape.
-pub struct WidgetError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    retry_after: Option<u64>,
-}
-
-impl WidgetError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-}
-
-impl From<EngineError> for WidgetError {
-    fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::NotFound("site") => {
-                Self::new(StatusCode::NOT_FOUND, "unknown_site", "unknown site_key")
-            }
-            EngineError::Forbidden(_) => Self::new(
-                StatusCode::FORBIDDEN,
-                "blocked",
-                "You can no longer send messages in this chat.",
-            ),
-            other => {
-                let api = ApiError::from(other);
-                let mut e = Self::new(api.status, "error", api.message);
-                e.code = match api.code {
-                    "validation_error" | "invalid_json" => "invalid_request",
-                    "rate_limited" => "rate_limited",
-                    "quota_exceeded" => "quota_exceeded",
-                    "conflict" => "in_progress",
-                    "session_not_active" => "conversation_closed",
-                    _ => "server_error",
-                };
-                if e.code == "invalid_request" {
-                    e.status = StatusCode::BAD_REQUEST;
-                }
-                e.retry_after = api.retry_after;
-                e
-            }
-        }
-    }
-}
-
-impl From<ApiError> for WidgetError {
-    fn from(api: ApiError) -> Self {
-        let mut e = Self::new(
-            api.status,
-            if api.code == "rate_limited" {
-                "rate_limited"
-            } else {
-                "server_error"
-            },
-            api.message,
-        );
-        e.retry_after = api.retry_after;
-        e
-    }
-}
-
+/// This surface's errors (see [`Widget`]).
+pub type WidgetError = Failure<Widget>;
 type Result<T> = std::result::Result<T, WidgetError>;
 
-/// Adds the CORS grant when the request's origin is one of the site's.
-fn cors(builder: &mut HttpResponseBuilder, req: &HttpRequest, site: Option<&Site>) {
-    let Some(origin) = req.headers().get(ORIGIN).and_then(|o| o.to_str().ok()) else {
-        return;
-    };
-    if site.is_some_and(|s| s.allowed_origins.iter().any(|o| o == origin)) {
-        if let Ok(value) = HeaderValue::from_str(origin) {
-            builder.insert_header(("Access-Control-Allow-Origin", value));
+fn invalid(message: impl Into<String>) -> WidgetError {
+    Failure::new(ErrorKind::Validation, message)
+}
+
+/// The origins a site lets browsers read answers from; put into the request
+/// by [`SiteCall`] and turned into `Access-Control-Allow-Origin` by
+/// [`site_cors`] on every answer, errors included.
+#[derive(Clone)]
+struct SiteOrigins(Vec<String>);
+
+/// Adds the CORS grant to widget answers whose origin the site allows
+/// (`Vary: Origin` on all of them).
+pub async fn site_cors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> std::result::Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let widget = req.path().starts_with("/api/v1/chat/") && req.method() != Method::OPTIONS;
+    let origin = req.headers().get(ORIGIN).cloned();
+    let mut res = next.call(req).await?;
+    if !widget {
+        return Ok(res);
+    }
+    let granted = res.request().extensions().get::<SiteOrigins>().cloned();
+    if let (Some(origin), Some(SiteOrigins(allowed))) = (origin, granted) {
+        if allowed.iter().any(|o| o.as_bytes() == origin.as_bytes()) {
+            res.headers_mut().insert(
+                HeaderName::from_static("access-control-allow-origin"),
+                origin,
+            );
         }
     }
-    builder.insert_header(("Vary", "Origin"));
+    res.headers_mut()
+        .insert(VARY, HeaderValue::from_static("Origin"));
+    Ok(res)
 }
 
-fn error(req: &HttpRequest, site: Option<&Site>, e: WidgetError) -> HttpResponse {
-    let mut builder = HttpResponse::build(e.status);
-    cors(&mut builder, req, site);
-    if let Some(secs) = e.retry_after {
-        builder.insert_header(("Retry-After", secs.to_string()));
+/// The public caller of a widget endpoint: the site of its `site_key`, and
+/// the request's fields (the query string for `GET`, the JSON object body
+/// for `POST`). There is no secret: the site key is public and the
+/// visitor's `session_id` scopes what it reaches.
+pub struct SiteCall {
+    pub site: Site,
+    fields: Map<String, Value>,
+}
+
+impl SiteCall {
+    pub fn field(&self, name: &str) -> Option<String> {
+        self.fields
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
     }
-    builder.json(json!({"success": false, "error": e.code, "message": e.message}))
-}
 
-fn ok(req: &HttpRequest, site: &Site, body: Value) -> HttpResponse {
-    let mut builder = HttpResponse::Ok();
-    cors(&mut builder, req, Some(site));
-    builder.json(body)
-}
+    pub fn required(&self, name: &str) -> Result<String> {
+        self.field(name)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| invalid(format!("`{name}` is required")))
+    }
 
-/// Runs a widget handler body: resolves the site, applies CORS to every answer.
-async fn respond<F, Fut>(
-    state: &web::Data<AppState>,
-    req: &HttpRequest,
-    site_key: &str,
-    body: F,
-) -> HttpResponse
-where
-    F: FnOnce(Site) -> Fut,
-    Fut: std::future::Future<Output = Result<HttpResponse>>,
-{
-    let site = {
-        let (engine, key) = (state.engine.clone(), site_key.to_owned());
-        state
-            .run(move |_| async move { engine.site_for_key(&key).await })
-            .await
-    };
-    let site = match site {
-        Ok(site) => site,
-        Err(e) if e.status == StatusCode::NOT_FOUND => {
-            return error(
-                req,
-                None,
-                WidgetError::new(StatusCode::NOT_FOUND, "unknown_site", "unknown site_key"),
-            )
-        }
-        Err(e) => return error(req, None, e.into()),
-    };
-    let for_errors = site.clone();
-    match body(site).await {
-        Ok(response) => response,
-        Err(e) => error(req, Some(&for_errors), e),
+    /// The visitor's own id (`session_id`), as given (may be empty).
+    pub fn visitor(&self) -> String {
+        self.field("session_id").unwrap_or_default()
     }
 }
 
-/// Per site and client address: message, conversation, upload and contact rates.
-async fn abuse_check(
-    state: &AppState,
-    req: &HttpRequest,
-    site: &Site,
-    what: &str,
-    per_minute: u32,
-) -> Result<()> {
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned());
-    let decision = state
-        .limiter
-        .check_rate(
-            &format!("site:{}:ip:{ip}:{what}", site.id),
-            Rate::per_minute(per_minute),
-        )
-        .await;
-    if decision.allowed {
-        return Ok(());
+/// The site of a public key, granting its origins to the answer.
+async fn resolve_site(state: &AppState, req: &HttpRequest, key: String) -> Result<Site> {
+    let site = state
+        .run(move |e| async move { e.site_for_key(&key).await })
+        .await?;
+    req.extensions_mut()
+        .insert(SiteOrigins(site.allowed_origins.clone()));
+    Ok(site)
+}
+
+impl FromRequest for SiteCall {
+    type Error = WidgetError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let request = req.clone();
+        let body = (req.method() == Method::POST).then(|| web::Bytes::from_request(req, payload));
+        Box::pin(async move {
+            let fields = match body {
+                Some(body) => {
+                    let bytes = body.await.map_err(|e| {
+                        if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+                            Failure::new(
+                                ErrorKind::PayloadTooLarge,
+                                "the request body is over the size limit",
+                            )
+                        } else {
+                            invalid("the body could not be read")
+                        }
+                    })?;
+                    match serde_json::from_slice::<Value>(&bytes) {
+                        Ok(Value::Object(map)) => map,
+                        _ => return Err(invalid("the body must be a JSON object")),
+                    }
+                }
+                None => web::Query::<std::collections::HashMap<String, String>>::from_query(
+                    request.query_string(),
+                )
+                .map(|q| {
+                    q.into_inner()
+                        .into_iter()
+                        .map(|(k, v)| (k, Value::String(v)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            };
+            let key = fields
+                .get("site_key")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let state = request
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| ApiError::internal("no app state"))?;
+            let site = resolve_site(&state, &request, key).await?;
+            Ok(SiteCall { site, fields })
+        })
     }
-    let mut e = WidgetError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
-        format!("too many {what} requests; slow down"),
-    );
-    e.retry_after = decision.retry_after_secs();
-    Err(e)
 }
 
 fn message_json(m: &Message) -> Value {
@@ -198,62 +169,8 @@ fn message_json(m: &Message) -> Value {
     json!({"id": m.id.as_str(), "role": role, "content": m.content, "created_at": timestamp(&m.created_at)})
 }
 
-async fn engine_call<T: Send + 'static, Fut>(state: &AppState, fut: Fut) -> Result<T>
-where
-    Fut: std::future::Future<Output = std::result::Result<T, EngineError>> + Send + 'static,
-{
-    match state.runtime.spawn(fut).await {
-        Ok(result) => result.map_err(WidgetError::from),
-        Err(_) => Err(WidgetError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "internal error",
-        )),
-    }
-}
-
-#[derive(Deserialize)]
-pub struct VisitorQuery {
-    pub site_key: Option<String>,
-    pub session_id: Option<String>,
-    pub url: Option<String>,
-}
-
-fn query(req: &HttpRequest) -> VisitorQuery {
-    web::Query::<VisitorQuery>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .unwrap_or(VisitorQuery {
-            site_key: None,
-            session_id: None,
-            url: None,
-        })
-}
-
-fn parse_body(body: &[u8]) -> std::result::Result<serde_json::Map<String, Value>, WidgetError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(WidgetError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "the body must be a JSON object",
-        )),
-    }
-}
-
-fn field(map: &serde_json::Map<String, Value>, name: &str) -> Option<String> {
-    map.get(name).and_then(Value::as_str).map(str::to_owned)
-}
-
-fn required(map: &serde_json::Map<String, Value>, name: &str) -> Result<String> {
-    field(map, name)
-        .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| {
-            WidgetError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                format!("`{name}` is required"),
-            )
-        })
+fn ok(body: Value) -> HttpResponse {
+    HttpResponse::Ok().json(body)
 }
 
 /// CORS preflight: granted to origins some site allows.
@@ -264,13 +181,10 @@ pub async fn preflight(state: web::Data<AppState>, req: HttpRequest) -> HttpResp
         .and_then(|o| o.to_str().ok())
         .map(str::to_owned);
     let allowed = match origin.clone() {
-        Some(origin) => {
-            let engine = state.engine.clone();
-            state
-                .run(move |_| async move { engine.origin_allowed_anywhere(&origin).await })
-                .await
-                .unwrap_or(false)
-        }
+        Some(origin) => state
+            .run(move |e| async move { e.origin_allowed_anywhere(&origin).await })
+            .await
+            .unwrap_or(false),
         None => false,
     };
     let mut builder = HttpResponse::NoContent();
@@ -288,339 +202,261 @@ pub async fn preflight(state: web::Data<AppState>, req: HttpRequest) -> HttpResp
 }
 
 /// `GET /api/v1/chat/config?site_key=` — the widget's display settings.
-pub async fn config(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let q = query(&req);
-    let key = q.site_key.unwrap_or_default();
-    let (state, req) = (&state, &req);
-    respond(state, req, &key, |site| async move {
-        let s = &site.settings;
-        let body = json!({
-            "success": true,
-            "name": site.name,
-            "greeting": s.greeting,
-            "colors": {"primary": s.primary_color, "background": s.background_color, "text": s.text_color},
-            "ask_email": s.ask_email,
-        });
-        Ok(ok(req, &site, body))
-    })
-    .await
+pub async fn config(call: SiteCall) -> HttpResponse {
+    let (site, s) = (&call.site, &call.site.settings);
+    ok(json!({
+        "success": true,
+        "name": site.name,
+        "greeting": s.greeting,
+        "colors": {"primary": s.primary_color, "background": s.background_color, "text": s.text_color},
+        "ask_email": s.ask_email,
+    }))
 }
 
 /// `POST /api/v1/chat/stream` — a visitor message, answered over SSE.
 pub async fn stream(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
-) -> HttpResponse {
-    let map = match parse_body(&body) {
-        Ok(map) => map,
-        Err(e) => return error(&req, None, e),
-    };
-    let key = field(&map, "site_key").unwrap_or_default();
-    let st = state.clone();
-    let r = req.clone();
-    respond(&state, &req, &key, move |site| async move {
-        let visitor = required(&map, "session_id")?;
-        let message = required(&map, "message")?;
-        let lang = field(&map, "lang");
-        let message_id = field(&map, "message_id");
-        abuse_check(&st, &r, &site, "message", 30).await?;
-        let known = {
-            let (engine, site, visitor) = (st.engine.clone(), site.clone(), visitor.clone());
-            engine_call(&st, async move { engine.visitor(&site, &visitor).await }).await?
-        };
-        if known.is_none() {
-            abuse_check(&st, &r, &site, "conversation", 10).await?;
-        }
-        let sent = {
-            let (engine, site) = (st.engine.clone(), site.clone());
-            engine_call(&st, async move {
-                engine
-                    .widget_send(
-                        &site,
-                        &visitor,
-                        &message,
-                        lang.as_deref(),
-                        message_id.as_deref(),
-                    )
-                    .await
-            })
+    call: SiteCall,
+) -> Result<HttpResponse> {
+    let visitor = call.required("session_id")?;
+    let message = call.required("message")?;
+    let lang = call.field("lang");
+    let message_id = call.field("message_id");
+    let site = call.site;
+    state
+        .check_visitor_rate(&req, &site.id, "message", 30)
+        .await?;
+    let known = {
+        let (site, visitor) = (site.clone(), visitor.clone());
+        state
+            .run(move |e| async move { e.visitor(&site, &visitor).await })
             .await?
-        };
-        let (tx, rx) = mpsc::channel::<Bytes>(64);
-        st.runtime.spawn(drive(sent, tx));
-        let frames = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv()
-                .await
-                .map(|frame| (Ok::<_, actix_web::Error>(frame), rx))
-        });
-        let mut builder = HttpResponse::Ok();
-        cors(&mut builder, &r, Some(&site));
-        Ok(builder
-            .content_type("text/event-stream")
-            .insert_header(("Cache-Control", "no-cache"))
-            .insert_header(("X-Accel-Buffering", "no"))
-            .streaming(frames))
+    };
+    if known.is_none() {
+        state
+            .check_visitor_rate(&req, &site.id, "conversation", 10)
+            .await?;
+    }
+    let sent = state
+        .run(move |e| async move {
+            e.widget_send(
+                &site,
+                &visitor,
+                &message,
+                lang.as_deref(),
+                message_id.as_deref(),
+            )
+            .await
+        })
+        .await?;
+    let response = HttpResponse::Ok();
+    Ok(match sent {
+        WidgetSend::Replay { text, conversation } => sse_response(
+            response,
+            frames(vec![
+                frame(json!({"type": "chunk", "content": text})),
+                frame(
+                    json!({"type": "done", "meta": {"conversation_id": conversation.as_str(), "mode": "ai", "replayed": true}}),
+                ),
+            ]),
+        ),
+        WidgetSend::Queued {
+            conversation,
+            handed_off,
+            message,
+        } => {
+            let mut out = Vec::new();
+            if handed_off {
+                out.push(frame(json!({"type": "mode", "mode": "operator"})));
+            }
+            out.push(frame(json!({"type": "done", "meta": {
+                "conversation_id": conversation.as_str(),
+                "mode": "operator",
+                "message_id": message.id.as_str(),
+            }})));
+            sse_response(response, frames(out))
+        }
+        WidgetSend::Reply { turn, conversation } => {
+            let encoder = WidgetChunks { conversation };
+            sse_response(
+                response,
+                stream_turn(&state, None, turn, Vec::new(), encoder),
+            )
+        }
     })
-    .await
 }
 
 fn frame(value: Value) -> Bytes {
     Bytes::from(format!("data: {value}\n\n"))
 }
 
-/// Encodes a send's outcome as the widget's SSE frames.
-async fn drive(sent: WidgetSend, out: mpsc::Sender<Bytes>) {
-    let send = |value: Value| {
-        let out = out.clone();
-        async move { out.send(frame(value)).await.is_ok() }
-    };
-    match sent {
-        WidgetSend::Replay { text, conversation } => {
-            send(json!({"type": "chunk", "content": text})).await;
-            send(json!({"type": "done", "meta": {"conversation_id": conversation.as_str(), "mode": "ai", "replayed": true}})).await;
-        }
-        WidgetSend::Queued {
-            conversation,
-            handed_off,
-        } => {
-            if handed_off {
-                send(json!({"type": "mode", "mode": "operator"})).await;
+/// The widget's encoding of an AI reply: `chunk`s, a `replace` when
+/// moderation stopped it, then `done` with the stored reply's id or `error`.
+struct WidgetChunks {
+    conversation: SessionId,
+}
+
+impl TurnEncoder for WidgetChunks {
+    type Frame = Bytes;
+
+    fn event(&mut self, event: TurnEvent) -> Step<Bytes> {
+        match event {
+            TurnEvent::Delta(text) => {
+                Step::more(vec![frame(json!({"type": "chunk", "content": text}))])
             }
-            send(json!({"type": "done", "meta": {"conversation_id": conversation.as_str(), "mode": "operator"}})).await;
-        }
-        WidgetSend::Reply {
-            mut turn,
-            conversation,
-        } => loop {
-            let event = tokio::select! {
-                event = turn.next() => event,
-                _ = out.closed() => return,
-            };
-            match event {
-                Some(TurnEvent::Delta(text)) => {
-                    send(json!({"type": "chunk", "content": text})).await;
-                }
-                Some(TurnEvent::Replaced(text)) => {
-                    send(json!({"type": "replace", "content": text})).await;
-                }
-                Some(TurnEvent::Completed(outcome)) => {
-                    send(json!({"type": "done", "meta": {
-                        "conversation_id": conversation.as_str(),
-                        "mode": "ai",
-                        "message_id": outcome.assistant_message.id.as_str(),
-                    }}))
-                    .await;
-                    break;
-                }
-                Some(TurnEvent::Failed { error, .. }) => {
-                    let api = ApiError::from(error);
-                    send(json!({"type": "error", "message": api.message})).await;
-                    break;
-                }
-                Some(TurnEvent::Unrecorded) | None => {
-                    send(json!({"type": "error", "message": "the reply could not be completed"}))
-                        .await;
-                    break;
-                }
-                Some(TurnEvent::Retrieval(_)) | Some(TurnEvent::UserStored(_)) => {}
+            TurnEvent::Replaced(text) => {
+                Step::more(vec![frame(json!({"type": "replace", "content": text}))])
             }
-        },
+            TurnEvent::Completed(outcome) => {
+                Step::last(vec![frame(json!({"type": "done", "meta": {
+                    "conversation_id": self.conversation.as_str(),
+                    "mode": "ai",
+                    "message_id": outcome.assistant_message.id.as_str(),
+                }}))])
+            }
+            TurnEvent::Failed { error, .. } => {
+                let api = ApiError::from(error);
+                Step::last(vec![frame(
+                    json!({"type": "error", "message": api.message}),
+                )])
+            }
+            TurnEvent::Unrecorded => Step::last(vec![frame(
+                json!({"type": "error", "message": "the reply could not be completed"}),
+            )]),
+            TurnEvent::Retrieval(_) | TurnEvent::UserStored(_) => Step::more(Vec::new()),
+        }
+    }
+
+    fn end(&mut self, finished: bool) -> Vec<Bytes> {
+        if finished {
+            Vec::new()
+        } else {
+            vec![frame(
+                json!({"type": "error", "message": "the reply could not be completed"}),
+            )]
+        }
     }
 }
 
 /// `GET /api/v1/chat/history?site_key=&session_id=`
-pub async fn history(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let q = query(&req);
-    let key = q.site_key.clone().unwrap_or_default();
-    let (state, req) = (&state, &req);
-    respond(state, req, &key, |site| async move {
-        let visitor = q.session_id.clone().unwrap_or_default();
-        let (engine, s) = (state.engine.clone(), site.clone());
-        let messages = engine_call(
-            state,
-            async move { engine.widget_history(&s, &visitor).await },
-        )
+pub async fn history(state: web::Data<AppState>, call: SiteCall) -> Result<HttpResponse> {
+    let (site, visitor) = (call.site.clone(), call.visitor());
+    let messages = state
+        .run(move |e| async move { e.widget_history(&site, &visitor).await })
         .await?;
-        let messages: Vec<Value> = messages.iter().map(message_json).collect();
-        Ok(ok(
-            req,
-            &site,
-            json!({"success": true, "messages": messages}),
-        ))
-    })
-    .await
+    let messages: Vec<Value> = messages.iter().map(message_json).collect();
+    Ok(ok(json!({"success": true, "messages": messages})))
 }
 
 /// `POST /api/v1/chat/email`
-pub async fn email(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    contact_like(state, req, body, true).await
+pub async fn email(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    call: SiteCall,
+) -> Result<HttpResponse> {
+    contact_like(state, req, call, true).await
 }
 
 /// `POST /api/v1/chat/contact`
 pub async fn contact(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
-) -> HttpResponse {
-    contact_like(state, req, body, false).await
+    call: SiteCall,
+) -> Result<HttpResponse> {
+    contact_like(state, req, call, false).await
 }
 
 async fn contact_like(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    call: SiteCall,
     email_only: bool,
-) -> HttpResponse {
-    let map = match parse_body(&body) {
-        Ok(map) => map,
-        Err(e) => return error(&req, None, e),
-    };
-    let key = field(&map, "site_key").unwrap_or_default();
-    let (state, req) = (&state, &req);
-    respond(state, req, &key, |site| async move {
-        let visitor = required(&map, "session_id")?;
-        abuse_check(state, req, &site, "contact", 10).await?;
-        let email = if email_only {
-            Some(required(&map, "email")?)
-        } else {
-            field(&map, "email")
-        };
-        let (phone, name) = if email_only {
-            (None, None)
-        } else {
-            (field(&map, "phone"), field(&map, "name"))
-        };
-        let (engine, s) = (state.engine.clone(), site.clone());
-        engine_call(state, async move {
-            engine
-                .widget_contact(&s, &visitor, email, phone, name)
-                .await
-        })
+) -> Result<HttpResponse> {
+    let visitor = call.required("session_id")?;
+    state
+        .check_visitor_rate(&req, &call.site.id, "contact", 10)
         .await?;
-        let message = if email_only {
-            "Email saved"
-        } else {
-            "Contact saved"
-        };
-        Ok(ok(req, &site, json!({"success": true, "message": message})))
-    })
-    .await
+    let (email, phone, name) = if email_only {
+        (Some(call.required("email")?), None, None)
+    } else {
+        (call.field("email"), call.field("phone"), call.field("name"))
+    };
+    let site = call.site;
+    state
+        .run(move |e| async move { e.widget_contact(&site, &visitor, email, phone, name).await })
+        .await?;
+    let message = if email_only {
+        "Email saved"
+    } else {
+        "Contact saved"
+    };
+    Ok(ok(json!({"success": true, "message": message})))
 }
 
 /// `GET /api/v1/chat/operator-messages?site_key=&session_id=`
-pub async fn operator_messages(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let q = query(&req);
-    let key = q.site_key.clone().unwrap_or_default();
-    let (state, req) = (&state, &req);
-    respond(state, req, &key, |site| async move {
-        let visitor = q.session_id.clone().unwrap_or_default();
-        let (engine, s) = (state.engine.clone(), site.clone());
-        let (messages, mode) = engine_call(state, async move {
-            engine.widget_operator_messages(&s, &visitor).await
-        })
+pub async fn operator_messages(state: web::Data<AppState>, call: SiteCall) -> Result<HttpResponse> {
+    let (site, visitor) = (call.site.clone(), call.visitor());
+    let (messages, mode) = state
+        .run(move |e| async move { e.widget_operator_messages(&site, &visitor).await })
         .await?;
-        let messages: Vec<Value> = messages.iter().map(message_json).collect();
-        let mode = match mode {
-            ConversationMode::Ai => "ai",
-            ConversationMode::Operator => "operator",
-        };
-        Ok(ok(
-            req,
-            &site,
-            json!({"success": true, "messages": messages, "mode": mode}),
-        ))
-    })
-    .await
+    let messages: Vec<Value> = messages.iter().map(message_json).collect();
+    let mode = match mode {
+        ConversationMode::Ai => "ai",
+        ConversationMode::Operator => "operator",
+    };
+    Ok(ok(
+        json!({"success": true, "messages": messages, "mode": mode}),
+    ))
 }
 
 /// `GET /api/v1/chat/block-status?site_key=&session_id=`
-pub async fn block_status(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let q = query(&req);
-    let key = q.site_key.clone().unwrap_or_default();
-    let (state, req) = (&state, &req);
-    respond(state, req, &key, |site| async move {
-        let visitor = q.session_id.clone().unwrap_or_default();
-        let (engine, s) = (state.engine.clone(), site.clone());
-        let blocked = engine_call(
-            state,
-            async move { engine.widget_blocked(&s, &visitor).await },
-        )
+pub async fn block_status(state: web::Data<AppState>, call: SiteCall) -> Result<HttpResponse> {
+    let (site, visitor) = (call.site.clone(), call.visitor());
+    let blocked = state
+        .run(move |e| async move { e.widget_blocked(&site, &visitor).await })
         .await?;
-        Ok(ok(req, &site, json!({"success": true, "blocked": blocked})))
-    })
-    .await
+    Ok(ok(json!({"success": true, "blocked": blocked})))
 }
 
 /// `GET /api/v1/chat/pending-proactive?site_key=&session_id=&url=`
-pub async fn pending_proactive(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let q = query(&req);
-    let key = q.site_key.clone().unwrap_or_default();
-    let (state, req) = (&state, &req);
-    respond(state, req, &key, |site| async move {
-        let visitor = q.session_id.clone().unwrap_or_default();
-        let url = q.url.clone().unwrap_or_default();
-        let (engine, s) = (state.engine.clone(), site.clone());
-        let messages = engine_call(state, async move { engine.widget_proactive(&s, &visitor, &url).await }).await?;
-        let messages: Vec<Value> = messages
-            .iter()
-            .map(|p| json!({"id": p.id.as_str(), "content": p.content, "delay_seconds": p.delay_seconds}))
-            .collect();
-        Ok(ok(req, &site, json!({"success": true, "messages": messages})))
-    })
-    .await
+pub async fn pending_proactive(state: web::Data<AppState>, call: SiteCall) -> Result<HttpResponse> {
+    let (site, visitor) = (call.site.clone(), call.visitor());
+    let url = call.field("url").unwrap_or_default();
+    let messages = state
+        .run(move |e| async move { e.widget_proactive(&site, &visitor, &url).await })
+        .await?;
+    let messages: Vec<Value> = messages
+        .iter()
+        .map(|p| json!({"id": p.id.as_str(), "content": p.content, "delay_seconds": p.delay_seconds}))
+        .collect();
+    Ok(ok(json!({"success": true, "messages": messages})))
 }
 
 /// `POST /api/v1/chat/rate` `{site_key, session_id, score}`
-pub async fn rate(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let map = match parse_body(&body) {
-        Ok(map) => map,
-        Err(e) => return error(&req, None, e),
-    };
-    let key = field(&map, "site_key").unwrap_or_default();
-    let (state, req) = (&state, &req);
-    respond(state, req, &key, |site| async move {
-        let visitor = required(&map, "session_id")?;
-        let score = map.get("score").and_then(Value::as_i64).ok_or_else(|| {
-            WidgetError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "`score` (1–5) is required",
-            )
-        })?;
-        let (engine, s) = (state.engine.clone(), site.clone());
-        engine_call(state, async move {
-            engine.widget_rate(&s, &visitor, score).await
-        })
+pub async fn rate(state: web::Data<AppState>, call: SiteCall) -> Result<HttpResponse> {
+    let visitor = call.required("session_id")?;
+    let score = call
+        .fields
+        .get("score")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| invalid("`score` (1–5) is required"))?;
+    let site = call.site;
+    state
+        .run(move |e| async move { e.widget_rate(&site, &visitor, score).await })
         .await?;
-        Ok(ok(req, &site, json!({"success": true})))
-    })
-    .await
+    Ok(ok(json!({"success": true})))
 }
 
 /// `POST /api/v1/chat/rate/comment` `{site_key, session_id, comment}`
-pub async fn rate_comment(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> HttpResponse {
-    let map = match parse_body(&body) {
-        Ok(map) => map,
-        Err(e) => return error(&req, None, e),
-    };
-    let key = field(&map, "site_key").unwrap_or_default();
-    let (state, req) = (&state, &req);
-    respond(state, req, &key, |site| async move {
-        let visitor = required(&map, "session_id")?;
-        let comment = required(&map, "comment")?;
-        let (engine, s) = (state.engine.clone(), site.clone());
-        engine_call(state, async move {
-            engine.widget_rate_comment(&s, &visitor, &comment).await
-        })
+pub async fn rate_comment(state: web::Data<AppState>, call: SiteCall) -> Result<HttpResponse> {
+    let visitor = call.required("session_id")?;
+    let comment = call.required("comment")?;
+    let site = call.site;
+    state
+        .run(move |e| async move { e.widget_rate_comment(&site, &visitor, &comment).await })
         .await?;
-        Ok(ok(req, &site, json!({"success": true})))
-    })
-    .await
+    Ok(ok(json!({"success": true})))
 }
 
 /// The image type of `bytes` by its signature; `None` for anything else.
@@ -643,7 +479,7 @@ pub async fn upload_image(
     state: web::Data<AppState>,
     req: HttpRequest,
     mut form: Multipart,
-) -> HttpResponse {
+) -> Result<HttpResponse> {
     let mut site_key = String::new();
     let mut visitor = String::new();
     let mut image: Option<Vec<u8>> = None;
@@ -678,84 +514,63 @@ pub async fn upload_image(
         }
     }
     if bad_form {
-        return error(
-            &req,
-            None,
-            WidgetError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "send multipart/form-data",
-            ),
-        );
+        return Err(invalid("send multipart/form-data"));
     }
+    let site = resolve_site(&state, &req, site_key).await?;
+    if too_large {
+        return Err(Failure::new(
+            ErrorKind::PayloadTooLarge,
+            format!("images are at most {} MiB", UPLOAD_MAX_BYTES / 1024 / 1024),
+        ));
+    }
+    let blocked = {
+        let (site, visitor) = (site.clone(), visitor.clone());
+        state
+            .run(move |e| async move { e.widget_blocked(&site, &visitor).await })
+            .await?
+    };
+    if blocked {
+        return Err(Failure::new(
+            ErrorKind::Forbidden,
+            "You can no longer send messages in this chat.",
+        ));
+    }
+    if visitor.is_empty() {
+        return Err(invalid("`session_id` is required"));
+    }
+    state
+        .check_visitor_rate(&req, &site.id, "upload", 10)
+        .await?;
+    let image = image.ok_or_else(|| invalid("the `image` field is required"))?;
+    let ext = sniff_image(&image).ok_or_else(|| {
+        Failure::new(
+            ErrorKind::UnsupportedMediaType,
+            "only PNG, JPEG, GIF and WebP images are accepted",
+        )
+    })?;
+    let name = format!(
+        "{}.{ext}",
+        ulid::Ulid::new().to_string().to_ascii_lowercase()
+    );
+    let location = object_store::path::Path::from(name.as_str());
     let uploads = state.uploads.clone();
-    let (state, req) = (&state, &req);
-    respond(state, req, &site_key, |site| async move {
-        if too_large {
-            return Err(WidgetError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "file_too_large",
-                format!("images are at most {} MiB", UPLOAD_MAX_BYTES / 1024 / 1024),
-            ));
-        }
-        let (engine, s, v) = (state.engine.clone(), site.clone(), visitor.clone());
-        if engine_call(state, async move { engine.widget_blocked(&s, &v).await }).await? {
-            return Err(WidgetError::new(
-                StatusCode::FORBIDDEN,
-                "blocked",
-                "You can no longer send messages in this chat.",
-            ));
-        }
-        if visitor.is_empty() {
-            return Err(WidgetError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "`session_id` is required",
-            ));
-        }
-        abuse_check(state, req, &site, "upload", 10).await?;
-        let image = image.ok_or_else(|| {
-            WidgetError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "the `image` field is required",
-            )
-        })?;
-        let ext = sniff_image(&image).ok_or_else(|| {
-            WidgetError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "not_an_image",
-                "only PNG, JPEG, GIF and WebP images are accepted",
-            )
-        })?;
-        let name = format!(
-            "{}.{ext}",
-            ulid::Ulid::new().to_string().to_ascii_lowercase()
-        );
-        let location = object_store::path::Path::from(name.as_str());
-        let put = async move {
+    let stored = state
+        .run_io(async move {
             uploads
                 .put(&location, object_store::PutPayload::from(image))
                 .await
-        };
-        let stored = state.runtime.spawn(put).await;
-        if let Some(e) = match stored {
-            Ok(Ok(_)) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(e) => Some(e.to_string()),
-        } {
-            tracing::error!(error = %e, "could not store an upload");
-            return Err(WidgetError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "the image could not be stored",
-            ));
-        }
-        let info = req.connection_info();
-        let url = format!("{}://{}/uploads/{name}", info.scheme(), info.host());
-        Ok(ok(req, &site, json!({"success": true, "url": url})))
-    })
-    .await
+        })
+        .await?;
+    if let Err(e) = stored {
+        tracing::error!(error = %e, "could not store an upload");
+        return Err(Failure::new(
+            ErrorKind::Unavailable,
+            "the image could not be stored; retry",
+        ));
+    }
+    let info = req.connection_info();
+    let url = format!("{}://{}/uploads/{name}", info.scheme(), info.host());
+    Ok(ok(json!({"success": true, "url": url})))
 }
 
 fn upload_type(name: &str) -> Option<&'static str> {
@@ -778,9 +593,9 @@ pub async fn uploaded(state: web::Data<AppState>, name: web::Path<String>) -> Ht
     let uploads = state.uploads.clone();
     let location = object_store::path::Path::from(name.as_str());
     let read = state
-        .runtime
-        .spawn(async move { uploads.get(&location).await?.bytes().await });
-    match read.await {
+        .run_io(async move { uploads.get(&location).await?.bytes().await })
+        .await;
+    match read {
         Ok(Ok(bytes)) => HttpResponse::Ok()
             .content_type(content_type)
             .insert_header(("Cache-Control", "public, max-age=31536000, immutable"))
