@@ -25,7 +25,7 @@ use crate::routes::{
         keys::create_key, keys::list_keys, keys::revoke_key,
         system::healthz, system::readyz, system::openapi,
         faq_chat::chat, faq_chat::config, faq_chat::history,
-        limits::get_limits, limits::set_limits, limits::get_key_limits, limits::set_key_limits, limits::usage,
+        limits::get_limits, limits::set_limits, limits::patch_limits, limits::get_key_limits, limits::set_key_limits, limits::patch_key_limits, limits::usage,
         chats::create_chat, chats::user_chats, chats::get_chat, chats::delete_chat, chats::chat_messages,
         chats::create_ticket,
         sites::create_site, sites::list_sites, sites::get_site, sites::update_site, sites::conversations,

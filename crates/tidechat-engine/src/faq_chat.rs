@@ -37,7 +37,7 @@ impl Engine {
     ) -> Result<Turn, EngineError> {
         who.require_api_key()?;
         self.accepting()?;
-        validate::user_text(&req.query)?;
+        validate::required_text("query", &req.query, validate::USER_TEXT_MAX_CHARS)?;
         if let Some(key) = &req.session_key {
             validate::required_text("sessionId", key, SESSION_KEY_MAX_CHARS)?;
         }

@@ -37,7 +37,7 @@ pub use error::EngineError;
 pub use faq_chat::{FaqChatRequest, SESSION_KEY_MAX_CHARS};
 pub use import::{parse_faq_csv, parse_faq_json, ImportFormat};
 pub use knowledge::{DocumentUpload, KnowledgeSearch, Progress, CHUNK_TARGET_CHARS};
-pub use limits::{month_bounds, EffectiveLimits, UsageReport};
+pub use limits::{month_bounds, EffectiveLimits, LimitsPatch, UsageReport};
 pub use page::{Cursor, Page};
 pub use sessions::{MessageQuery, NewSession, SessionQuery, SessionToken};
 pub use tenants::{CreatedKey, OrgBundle};

@@ -37,6 +37,43 @@ fn positive(field: &'static str, value: Option<i64>) -> Result<(), EngineError> 
     }
 }
 
+/// A request rate of 0 would refuse every request, including the one that
+/// raises it again: at least 1 (or null for the default).
+fn at_least_one(field: &'static str, value: Option<i64>) -> Result<(), EngineError> {
+    match value {
+        Some(v) if v < 1 => Err(EngineError::validation(
+            field,
+            "must be 1 or more (0 would refuse every request, including the one that changes it back); null for the default",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A partial change of limits: `None` keeps a field, `Some(None)` unsets it,
+/// `Some(Some(v))` sets it (JSON merge-patch semantics).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LimitsPatch {
+    pub requests_per_minute: Option<Option<i64>>,
+    pub max_concurrent_streams: Option<Option<i64>>,
+    pub monthly_tokens: Option<Option<i64>>,
+    pub monthly_cost_usd_micros: Option<Option<i64>>,
+}
+
+impl LimitsPatch {
+    pub fn apply(&self, mut limits: Limits) -> Limits {
+        let set = |field: &mut Option<i64>, change: Option<Option<i64>>| {
+            if let Some(value) = change {
+                *field = value;
+            }
+        };
+        set(&mut limits.requests_per_minute, self.requests_per_minute);
+        set(&mut limits.max_concurrent_streams, self.max_concurrent_streams);
+        set(&mut limits.monthly_tokens, self.monthly_tokens);
+        set(&mut limits.monthly_cost_usd_micros, self.monthly_cost_usd_micros);
+        limits
+    }
+}
+
 fn clamp_u32(v: i64) -> u32 {
     u32::try_from(v.max(0)).unwrap_or(u32::MAX)
 }
@@ -180,6 +217,19 @@ impl Engine {
         self.set_limits_for(&who.org_id, key.as_ref(), limits).await
     }
 
+    /// Changes only the fields `patch` names, keeping the others. (Read,
+    /// merge, write: two admins patching the same row at the same instant
+    /// can still overwrite each other's field, as with `PUT`.)
+    pub async fn patch_limits(
+        &self,
+        who: &Principal,
+        key: Option<&str>,
+        patch: LimitsPatch,
+    ) -> Result<Limits, EngineError> {
+        let current = self.get_limits(who, key).await?;
+        self.set_limits(who, key, patch.apply(current)).await
+    }
+
     /// Operator path (CLI): replaces an organization's or key's limits.
     pub async fn set_limits_for(
         &self,
@@ -187,7 +237,7 @@ impl Engine {
         key: Option<&ApiKeyId>,
         limits: Limits,
     ) -> Result<Limits, EngineError> {
-        positive("requestsPerMinute", limits.requests_per_minute)?;
+        at_least_one("requestsPerMinute", limits.requests_per_minute)?;
         positive("maxConcurrentStreams", limits.max_concurrent_streams)?;
         positive("monthlyTokens", limits.monthly_tokens)?;
         positive("monthlyCostUsdMicros", limits.monthly_cost_usd_micros)?;

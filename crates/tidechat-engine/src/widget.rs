@@ -206,8 +206,12 @@ impl Engine {
         Ok(self.inner.store.list_sites(&who.org_id).await?)
     }
 
+    /// A site of the caller's organization. Sites, their conversations and
+    /// everything an operator does with them need an admin-scoped key: chat
+    /// keys only hold conversations (the visitors' contact details are not
+    /// theirs to read).
     pub async fn get_site(&self, who: &Principal, id: &str) -> Result<Site, EngineError> {
-        who.require_api_key()?;
+        who.require_admin()?;
         let id = SiteId::parse(id).map_err(|_| EngineError::NotFound("site"))?;
         self.inner
             .store
@@ -779,7 +783,7 @@ impl Engine {
         id: &str,
         change: impl FnOnce(&mut WidgetConversation),
     ) -> Result<ConversationView, EngineError> {
-        who.require_api_key()?;
+        who.require_admin()?;
         let (mut view, _) = self.conversation(who, site, id).await?;
         change(&mut view.conversation);
         view.conversation.updated_at = Utc::now();

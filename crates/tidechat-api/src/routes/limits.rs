@@ -2,10 +2,11 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use tidechat_domain::Limits;
+use tidechat_engine::LimitsPatch;
 use tidechat_store::UsageGroup;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::Auth;
+use crate::auth::{AdminAuth, Auth};
 use crate::dto::timestamp;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Json;
@@ -50,6 +51,41 @@ impl From<LimitsDto> for Limits {
     }
 }
 
+/// A partial change of limits (JSON merge patch): an absent field is kept,
+/// `null` unsets it, a number sets it.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LimitsPatchDto {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub requests_per_minute: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub max_concurrent_streams: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub monthly_tokens: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub monthly_cost_usd_micros: Option<Option<i64>>,
+}
+
+/// A field that is present: `null` is `Some(None)`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
+}
+
+impl From<LimitsPatchDto> for LimitsPatch {
+    fn from(p: LimitsPatchDto) -> Self {
+        Self {
+            requests_per_minute: p.requests_per_minute,
+            max_concurrent_streams: p.max_concurrent_streams,
+            monthly_tokens: p.monthly_tokens,
+            monthly_cost_usd_micros: p.monthly_cost_usd_micros,
+        }
+    }
+}
+
 /// The organization's limits.
 #[utoipa::path(
     get, path = "/v1/limits", tag = "limits", operation_id = "getLimits",
@@ -67,7 +103,7 @@ pub async fn get_limits(state: web::Data<AppState>, Auth(who): Auth) -> Result<H
     Ok(HttpResponse::Ok().json(LimitsDto::from(limits)))
 }
 
-/// Replace the organization's limits (omitted or null fields are unset).
+/// Replace the organization's limits (a full replace: omitted or null fields are unset; use `PATCH` to change only some).
 #[utoipa::path(
     put, path = "/v1/limits", tag = "limits", operation_id = "setLimits",
     request_body = LimitsDto,
@@ -86,6 +122,29 @@ pub async fn set_limits(
 ) -> Result<HttpResponse> {
     let limits = state
         .run(move |e| async move { e.set_limits(&who, None, body.into()).await })
+        .await?;
+    Ok(HttpResponse::Ok().json(LimitsDto::from(limits)))
+}
+
+/// Change some of the organization's limits (fields not sent are kept).
+#[utoipa::path(
+    patch, path = "/v1/limits", tag = "limits", operation_id = "patchLimits",
+    request_body = LimitsPatchDto,
+    responses(
+        (status = 200, description = "The new limits", body = LimitsDto),
+        (status = 401, description = "Unauthenticated", body = ErrorBody),
+        (status = 403, description = "Admin API keys only", body = ErrorBody),
+        (status = 422, description = "A negative value, or a request rate of 0", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn patch_limits(
+    state: web::Data<AppState>,
+    AdminAuth(who): AdminAuth,
+    Json(body): Json<LimitsPatchDto>,
+) -> Result<HttpResponse> {
+    let limits = state
+        .run(move |e| async move { e.patch_limits(&who, None, body.into()).await })
         .await?;
     Ok(HttpResponse::Ok().json(LimitsDto::from(limits)))
 }
@@ -135,6 +194,32 @@ pub async fn set_key_limits(
 ) -> Result<HttpResponse> {
     let limits = state
         .run(move |e| async move { e.set_limits(&who, Some(&key), body.into()).await })
+        .await?;
+    Ok(HttpResponse::Ok().json(LimitsDto::from(limits)))
+}
+
+/// Change some of an API key's limits (fields not sent are kept).
+#[utoipa::path(
+    patch, path = "/v1/limits/keys/{keyId}", tag = "limits", operation_id = "patchKeyLimits",
+    params(("keyId" = String, Path, description = "API key id (`key_*`)")),
+    request_body = LimitsPatchDto,
+    responses(
+        (status = 200, description = "The new limits", body = LimitsDto),
+        (status = 401, description = "Unauthenticated", body = ErrorBody),
+        (status = 403, description = "Admin API keys only", body = ErrorBody),
+        (status = 404, description = "No such key in the organization", body = ErrorBody),
+        (status = 422, description = "A negative value, a request rate of 0, or maxConcurrentStreams on a key", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn patch_key_limits(
+    state: web::Data<AppState>,
+    AdminAuth(who): AdminAuth,
+    key: web::Path<String>,
+    Json(body): Json<LimitsPatchDto>,
+) -> Result<HttpResponse> {
+    let limits = state
+        .run(move |e| async move { e.patch_limits(&who, Some(&key), body.into()).await })
         .await?;
     Ok(HttpResponse::Ok().json(LimitsDto::from(limits)))
 }
@@ -262,12 +347,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/limits")
             .route(web::get().to(get_limits))
-            .route(web::put().to(set_limits)),
+            .route(web::put().to(set_limits))
+            .route(web::patch().to(patch_limits)),
     )
     .service(
         web::resource("/v1/limits/keys/{keyId}")
             .route(web::get().to(get_key_limits))
-            .route(web::put().to(set_key_limits)),
+            .route(web::put().to(set_key_limits))
+            .route(web::patch().to(patch_key_limits)),
     )
     .service(web::resource("/v1/usage").route(web::get().to(usage)));
 }

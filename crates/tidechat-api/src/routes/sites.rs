@@ -6,7 +6,7 @@ use tidechat_domain::{ConversationMode, Site, SiteSettings};
 use tidechat_engine::{ConversationFilter, ConversationView, SiteDraft};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::Auth;
+use crate::auth::AdminAuth;
 use crate::dto::{timestamp, MessageDto};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, OptionalJson};
@@ -226,7 +226,7 @@ fn proactive(p: tidechat_domain::ProactiveMessage) -> ProactiveDto {
     security(("bearer" = [])))]
 pub async fn create_site(
     state: web::Data<AppState>,
-    Auth(who): Auth,
+    AdminAuth(who): AdminAuth,
     Json(body): Json<SiteRequest>,
 ) -> Result<HttpResponse> {
     let site = state
@@ -239,7 +239,7 @@ pub async fn create_site(
 #[utoipa::path(get, path = "/v1/sites", tag = "sites", operation_id = "listSites",
     responses((status = 200, description = "The sites", body = SiteList), (status = 401, description = "Unauthenticated", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list_sites(state: web::Data<AppState>, Auth(who): Auth) -> Result<HttpResponse> {
+pub async fn list_sites(state: web::Data<AppState>, AdminAuth(who): AdminAuth) -> Result<HttpResponse> {
     let sites = state
         .run(move |e| async move { e.list_sites(&who).await })
         .await?;
@@ -255,7 +255,7 @@ pub async fn list_sites(state: web::Data<AppState>, Auth(who): Auth) -> Result<H
     security(("bearer" = [])))]
 pub async fn get_site(
     state: web::Data<AppState>,
-    Auth(who): Auth,
+    AdminAuth(who): AdminAuth,
     id: web::Path<String>,
 ) -> Result<HttpResponse> {
     let site = state
@@ -272,7 +272,7 @@ pub async fn get_site(
     security(("bearer" = [])))]
 pub async fn update_site(
     state: web::Data<AppState>,
-    Auth(who): Auth,
+    AdminAuth(who): AdminAuth,
     id: web::Path<String>,
     Json(body): Json<SiteRequest>,
 ) -> Result<HttpResponse> {
@@ -290,7 +290,7 @@ pub async fn update_site(
     security(("bearer" = [])))]
 pub async fn conversations(
     state: web::Data<AppState>,
-    Auth(who): Auth,
+    AdminAuth(who): AdminAuth,
     id: web::Path<String>,
     params: web::Query<ConversationParams>,
 ) -> Result<HttpResponse> {
@@ -323,7 +323,7 @@ pub async fn conversations(
     security(("bearer" = [])))]
 pub async fn conversation(
     state: web::Data<AppState>,
-    Auth(who): Auth,
+    AdminAuth(who): AdminAuth,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse> {
     let (site, id) = path.into_inner();
@@ -343,7 +343,7 @@ macro_rules! conversation_action {
             params(("id" = String, Path, description = "Site id"), ("conversationId" = String, Path, description = "Conversation id")),
             responses((status = 200, description = "The conversation", body = ConversationDto), (status = 404, description = "Not found", body = ErrorBody)),
             security(("bearer" = [])))]
-        pub async fn $name(state: web::Data<AppState>, Auth(who): Auth, path: web::Path<(String, String)>) -> Result<HttpResponse> {
+        pub async fn $name(state: web::Data<AppState>, AdminAuth(who): AdminAuth, path: web::Path<(String, String)>) -> Result<HttpResponse> {
             let (site, id) = path.into_inner();
             let view = state.run(move |e| async move { e.$call(&who, &site, &id $(, $arg)?).await }).await?;
             Ok(HttpResponse::Ok().json(ConversationDto::from(view)))
@@ -391,7 +391,7 @@ conversation_action!(
     security(("bearer" = [])))]
 pub async fn reply(
     state: web::Data<AppState>,
-    Auth(who): Auth,
+    AdminAuth(who): AdminAuth,
     path: web::Path<(String, String)>,
     Json(body): Json<OperatorReply>,
 ) -> Result<HttpResponse> {
@@ -409,7 +409,7 @@ pub async fn reply(
     security(("bearer" = [])))]
 pub async fn create_proactive(
     state: web::Data<AppState>,
-    Auth(who): Auth,
+    AdminAuth(who): AdminAuth,
     id: web::Path<String>,
     OptionalJson(body): OptionalJson<Option<ProactiveRequest>>,
 ) -> Result<HttpResponse> {
@@ -438,7 +438,7 @@ pub async fn create_proactive(
     security(("bearer" = [])))]
 pub async fn list_proactive(
     state: web::Data<AppState>,
-    Auth(who): Auth,
+    AdminAuth(who): AdminAuth,
     id: web::Path<String>,
 ) -> Result<HttpResponse> {
     let items = state
@@ -456,7 +456,7 @@ pub async fn list_proactive(
     security(("bearer" = [])))]
 pub async fn delete_proactive(
     state: web::Data<AppState>,
-    Auth(who): Auth,
+    AdminAuth(who): AdminAuth,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse> {
     let (site, id) = path.into_inner();

@@ -35,6 +35,7 @@ mod limits;
 mod llm;
 mod moderation;
 mod support;
+mod surfaces;
 mod widget;
 
 use std::time::Duration;
