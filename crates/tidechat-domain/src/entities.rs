@@ -126,6 +126,37 @@ pub struct Session {
     pub ended_at: Option<Timestamp>,
 }
 
+impl Session {
+    /// A new, empty, active session of a persona, started `now`; set the
+    /// optional fields with struct-update syntax.
+    pub fn new(
+        org_id: OrgId,
+        workspace_id: WorkspaceId,
+        persona_id: PersonaId,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            id: SessionId::generate(),
+            org_id,
+            workspace_id,
+            persona_id,
+            user_id: None,
+            title: None,
+            status: SessionStatus::Active,
+            message_count: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_usd_micros: 0,
+            metadata: Map::new(),
+            drift_score: None,
+            external_id: None,
+            started_at: now,
+            last_active_at: now,
+            ended_at: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     User,

@@ -3,12 +3,12 @@
 //! reply, plus the tenant's public configuration and a user's sessions.
 
 use chrono::Utc;
-use tidechat_domain::{validate, Organization, Session, SessionId, SessionStatus};
+use tidechat_domain::{validate, Organization, Session, SessionStatus};
 use tidechat_store::{PageRequest, SessionFilter};
 
 use crate::auth::Principal;
-use crate::knowledge::Billing;
-use crate::turn::{policy, Context, Prepared, Recording, RETRIEVAL_TOP_K};
+use crate::plan::{History, ModelChoice};
+use crate::turn::Recording;
 use crate::{Engine, EngineError, Turn};
 
 /// Longest client session id accepted.
@@ -45,91 +45,29 @@ impl Engine {
             validate::required_text("userId", user, validate::USER_ID_MAX_CHARS)?;
         }
         self.check_quota(who).await?;
-        let store = &self.inner.store;
-        let workspace = store
-            .default_workspace(&who.org_id)
-            .await?
-            .ok_or(EngineError::NotFound("workspace"))?;
-        let persona_id = workspace.default_persona_id.ok_or_else(|| {
-            EngineError::Internal("the workspace has no default persona".to_owned())
-        })?;
-        let persona = store
-            .get_persona(&who.org_id, &persona_id)
-            .await?
-            .ok_or_else(|| EngineError::Internal("the default persona is missing".to_owned()))?;
-        let model = self.model(&persona.model_id)?;
+        let persona = self.resolve_persona(&who.org_id, None).await?;
+        let mut plan = self.plan(persona, ModelChoice::default())?;
 
         // The user record is written beside the answer, never in front of it.
         if let Some(user) = req.user_id.clone() {
-            let (store, org) = (store.clone(), who.org_id.clone());
+            let (store, org) = (self.inner.store.clone(), who.org_id.clone());
             tokio::spawn(async move {
                 if let Err(e) = store.touch_end_user(&org, &user, Utc::now()).await {
                     tracing::warn!(error = ?e, "could not record the end user; answering anyway");
                 }
             });
         }
-        let session = match &req.session_key {
-            Some(key) => {
-                self.recorded_session(who, &persona, key, req.user_id.as_deref(), &req.query)
-                    .await
-            }
-            None => None,
-        };
-        let history = match &session {
-            Some(s) => store
-                .recent_messages(&s.id, validate::HISTORY_LIMIT_DEFAULT)
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::warn!(error = ?e, "could not read the history; answering without it");
-                    Vec::new()
-                }),
-            None => Vec::new(),
-        };
-
-        let policy = policy(&persona, &[]);
-        let input = self.check_input(&req.query, &policy).await;
-        // The query is what the model sees (PII redacted): it may go to a
-        // remote embedding endpoint.
-        let (knowledge, retrieval, _) = self
-            .retrieve(
-                &Billing::of(who),
-                &workspace.id,
-                &input.text,
-                RETRIEVAL_TOP_K,
-                req.organization_id.as_deref(),
-                persona.faq_threshold,
-            )
-            .await?;
-        let drift = self.inner.faqs.drift_model(&persona, &knowledge);
-        let request = Context {
-            persona: &persona,
-            model: &model,
-            policy: &policy,
-            memory_digest: None,
-            history,
-            user_text: &input.text,
-            retrieval: &retrieval,
-            temperature: persona.temperature,
-            max_output_tokens: i64::from(persona.max_output_tokens)
-                .min(i64::from(model.max_output_tokens)),
+        if let Some(key) = &req.session_key {
+            plan.session = self
+                .recorded_session(who, &plan.persona, key, req.user_id.as_deref(), &req.query)
+                .await;
         }
-        .request();
-        let answer_with_fallback = retrieval.out_of_scope;
-        Ok(self.launch(Prepared {
-            session,
-            recording: Recording::BestEffort,
-            persona,
-            model,
-            request,
-            retrieval,
-            user_text: req.query,
-            policy,
-            input,
-            answer_with_fallback,
-            billing_key: who.billing_key.clone(),
-            tools: Default::default(),
-            drift,
-        }))
+        plan.recording = Recording::BestEffort;
+        plan.history = History::BestEffort(validate::HISTORY_LIMIT_DEFAULT);
+        plan.retrieval_org = req.organization_id;
+        plan.fallback_when_out_of_scope = true;
+        let prepared = self.prepare(who, plan, req.query).await?;
+        Ok(self.launch(prepared))
     }
 
     /// Finds or creates the session a client names; `None` (and a log line)
@@ -157,25 +95,16 @@ impl Engine {
             tracing::info!(session = %session.id, "the session is no longer active; this turn is not recorded");
             return None;
         }
-        let now = Utc::now();
         let session = Session {
-            id: SessionId::generate(),
-            org_id: who.org_id.clone(),
-            workspace_id: persona.workspace_id.clone(),
-            persona_id: persona.id.clone(),
             user_id: user_id.map(str::to_owned),
             title: Some(title_from(first_question)),
-            status: SessionStatus::Active,
-            message_count: 0,
-            input_tokens: 0,
-            output_tokens: 0,
-            cost_usd_micros: 0,
-            metadata: serde_json::Map::new(),
-            drift_score: None,
             external_id: Some(key.to_owned()),
-            started_at: now,
-            last_active_at: now,
-            ended_at: None,
+            ..Session::new(
+                who.org_id.clone(),
+                persona.workspace_id.clone(),
+                persona.id.clone(),
+                Utc::now(),
+            )
         };
         match store.insert_session(&session).await {
             Ok(()) => Some(session),

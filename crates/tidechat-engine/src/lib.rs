@@ -16,6 +16,7 @@ mod import;
 mod knowledge;
 mod limits;
 mod page;
+mod plan;
 mod sessions;
 mod tenants;
 mod tools;

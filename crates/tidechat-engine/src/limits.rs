@@ -67,9 +67,15 @@ impl LimitsPatch {
             }
         };
         set(&mut limits.requests_per_minute, self.requests_per_minute);
-        set(&mut limits.max_concurrent_streams, self.max_concurrent_streams);
+        set(
+            &mut limits.max_concurrent_streams,
+            self.max_concurrent_streams,
+        );
         set(&mut limits.monthly_tokens, self.monthly_tokens);
-        set(&mut limits.monthly_cost_usd_micros, self.monthly_cost_usd_micros);
+        set(
+            &mut limits.monthly_cost_usd_micros,
+            self.monthly_cost_usd_micros,
+        );
         limits
     }
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde_json::{Map, Value};
-use tidechat_domain::{validate, Message, Persona, PersonaId, Session, SessionId, SessionStatus};
+use tidechat_domain::{validate, Message, Persona, Session, SessionId, SessionStatus};
 use tidechat_store::{MessagePage, PageRequest, SessionFilter, SortOrder};
 
 use crate::auth::{hash_api_key, Principal, PrincipalKind, API_KEY_PREFIX};
@@ -102,56 +102,21 @@ impl Engine {
         }
         let metadata = input.metadata.unwrap_or_default();
         validate::metadata(&metadata)?;
-        let store = &self.inner.store;
-        let persona = match input.persona_id.as_deref() {
-            Some(id) => {
-                let unknown = || EngineError::UnknownPersona(id.chars().take(64).collect());
-                let pid = PersonaId::parse(id).map_err(|_| unknown())?;
-                store
-                    .get_persona(&who.org_id, &pid)
-                    .await?
-                    .ok_or_else(unknown)?
-            }
-            None => {
-                let ws = store
-                    .default_workspace(&who.org_id)
-                    .await?
-                    .ok_or(EngineError::NotFound("workspace"))?;
-                let pid = ws.default_persona_id.ok_or_else(|| {
-                    EngineError::validation(
-                        "personaId",
-                        "the workspace has no default persona; give one",
-                    )
-                })?;
-                store.get_persona(&who.org_id, &pid).await?.ok_or_else(|| {
-                    EngineError::validation(
-                        "personaId",
-                        "the workspace's default persona is gone; give one",
-                    )
-                })?
-            }
-        };
-        let now = Utc::now();
+        let persona = self
+            .resolve_persona(&who.org_id, input.persona_id.as_deref())
+            .await?;
         let session = Session {
-            id: SessionId::generate(),
-            org_id: who.org_id.clone(),
-            workspace_id: persona.workspace_id.clone(),
-            persona_id: persona.id,
             user_id: input.user_id,
             title: input.title,
-            status: SessionStatus::Active,
-            message_count: 0,
-            input_tokens: 0,
-            output_tokens: 0,
-            cost_usd_micros: 0,
             metadata,
-            drift_score: None,
-            external_id: None,
-            started_at: now,
-            last_active_at: now,
-            ended_at: None,
+            ..Session::new(
+                who.org_id.clone(),
+                persona.workspace_id.clone(),
+                persona.id,
+                Utc::now(),
+            )
         };
-        store.insert_session(&session).await?;
+        self.inner.store.insert_session(&session).await?;
         Ok(session)
     }
 

@@ -38,7 +38,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::auth::Principal;
-use crate::knowledge::Billing;
+use crate::plan::{History, ModelChoice};
 use crate::tools::{ToolContext, ToolOutcome, ToolSet};
 use crate::{Engine, EngineError};
 
@@ -58,6 +58,9 @@ pub struct TurnRequest {
     pub tool_names: Vec<String>,
     pub memory_digest: Option<String>,
     pub extra_guardrails: Vec<String>,
+    /// Offer the model the handoff tool (when the model is an LLM, not the
+    /// built-in FAQ model): the widget's visitors can be handed to a person.
+    pub offer_handoff: bool,
 }
 
 /// What a running turn reports, in order: one `Retrieval`, zero or more
@@ -249,7 +252,7 @@ impl Engine {
         req: TurnRequest,
     ) -> Result<Turn, EngineError> {
         self.accepting()?;
-        let prepared = self.prepare(who, session, req).await?;
+        let prepared = self.prepare_session_turn(who, session, req).await?;
         Ok(self.launch(prepared))
     }
 
@@ -269,7 +272,10 @@ impl Engine {
         Turn { events: rx }
     }
 
-    async fn prepare(
+    /// The `/v1` (and chats, widget) side of a turn: the request's own
+    /// checks, the session and its persona, tools and quota; the plan does
+    /// the rest.
+    async fn prepare_session_turn(
         &self,
         who: &Principal,
         session: &str,
@@ -306,82 +312,30 @@ impl Engine {
         if session.status != SessionStatus::Active {
             return Err(EngineError::SessionNotActive(session.status));
         }
-        let tools = self.resolve_tools(&who.org_id, &req.tool_names).await?;
+        let mut tool_names = req.tool_names;
+        let model_id = req.model_id.as_deref().unwrap_or(&persona.model_id);
+        if req.offer_handoff
+            && model_id != FAQ_MODEL_ID
+            && !tool_names.iter().any(|n| n == crate::tools::HANDOFF)
+        {
+            tool_names.push(crate::tools::HANDOFF.to_owned());
+        }
+        let tools = self.resolve_tools(&who.org_id, &tool_names).await?;
         self.check_quota(who).await?;
-        let store = &self.inner.store;
-        let model_id = req
-            .model_id
-            .clone()
-            .unwrap_or_else(|| persona.model_id.clone());
-        let model = self.model(&model_id)?;
-        if let Some(t) = req.temperature.filter(|t| *t > model.max_temperature) {
-            return Err(EngineError::validation(
-                "temperature",
-                format!(
-                    "model `{}` accepts at most {} (got {t})",
-                    model.id, model.max_temperature
-                ),
-            ));
-        }
-        let max_output = req.max_output_tokens.unwrap_or(
-            i64::from(persona.max_output_tokens).min(i64::from(model.max_output_tokens)),
-        );
-        if max_output > i64::from(model.max_output_tokens) {
-            return Err(EngineError::validation(
-                "maxOutputTokens",
-                format!(
-                    "model `{}` produces at most {} tokens",
-                    model.id, model.max_output_tokens
-                ),
-            ));
-        }
-
-        let policy = policy(&persona, &req.extra_guardrails);
-        let input = self.check_input(&req.user_text, &policy).await;
-        // The query is what the model sees (PII redacted): it may go to a
-        // remote embedding endpoint.
-        let billing = Billing::of(who);
-        let (history, retrieved) = tokio::join!(
-            store.recent_messages(&session.id, history_limit),
-            self.retrieve(
-                &billing,
-                &session.workspace_id,
-                &input.text,
-                RETRIEVAL_TOP_K,
-                None,
-                persona.faq_threshold,
-            )
-        );
-        let (knowledge, retrieval, _) = retrieved?;
-        let drift = self.inner.faqs.drift_model(&persona, &knowledge);
-        let mut request = Context {
-            persona: &persona,
-            model: &model,
-            policy: &policy,
-            memory_digest: req.memory_digest.as_deref(),
-            history: history?,
-            user_text: &input.text,
-            retrieval: &retrieval,
-            temperature: req.temperature.unwrap_or(persona.temperature),
-            max_output_tokens: max_output,
-        }
-        .request();
-        request.tools = tools.specs.clone();
-        Ok(Prepared {
-            session: Some(session),
-            recording: Recording::Required,
+        let mut plan = self.plan(
             persona,
-            model,
-            request,
-            retrieval,
-            user_text: req.user_text,
-            policy,
-            input,
-            answer_with_fallback: false,
-            billing_key: who.billing_key.clone(),
-            tools,
-            drift,
-        })
+            ModelChoice {
+                model_id: req.model_id.as_deref(),
+                temperature: req.temperature,
+                max_output_tokens: req.max_output_tokens,
+            },
+        )?;
+        plan.session = Some(session);
+        plan.history = History::Required(history_limit);
+        plan.memory_digest = req.memory_digest;
+        plan.extra_guardrails = req.extra_guardrails;
+        plan.tools = tools;
+        self.prepare(who, plan, req.user_text).await
     }
 
     pub(crate) fn model(&self, id: &str) -> Result<ModelEntry, EngineError> {

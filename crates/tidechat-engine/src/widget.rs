@@ -10,8 +10,8 @@ use std::time::Duration;
 use chrono::Utc;
 use tidechat_domain::{
     validate, ConversationMode, KeyScope, Message, MessageId, MessageStatus, PersonaId,
-    ProactiveId, ProactiveMessage, Role, Session, SessionId, SessionStatus, Site, SiteId,
-    SiteSettings, WidgetConversation,
+    ProactiveId, ProactiveMessage, Role, Session, SessionId, Site, SiteId, SiteSettings,
+    WidgetConversation,
 };
 use tidechat_store::NewMessage;
 
@@ -175,30 +175,7 @@ impl Engine {
         who: &Principal,
         persona: Option<&str>,
     ) -> Result<PersonaId, EngineError> {
-        match persona {
-            Some(id) => {
-                let unknown = || EngineError::UnknownPersona(id.chars().take(64).collect());
-                let pid = PersonaId::parse(id).map_err(|_| unknown())?;
-                self.inner
-                    .store
-                    .get_persona(&who.org_id, &pid)
-                    .await?
-                    .ok_or_else(unknown)?;
-                Ok(pid)
-            }
-            None => self
-                .inner
-                .store
-                .default_workspace(&who.org_id)
-                .await?
-                .and_then(|w| w.default_persona_id)
-                .ok_or_else(|| {
-                    EngineError::validation(
-                        "personaId",
-                        "the workspace has no default persona; give one",
-                    )
-                }),
-        }
+        Ok(self.resolve_persona(&who.org_id, persona).await?.id)
     }
 
     pub async fn list_sites(&self, who: &Principal) -> Result<Vec<Site>, EngineError> {
@@ -287,23 +264,13 @@ impl Engine {
         }
         let now = Utc::now();
         let session = Session {
-            id: SessionId::generate(),
-            org_id: site.org_id.clone(),
-            workspace_id: site.workspace_id.clone(),
-            persona_id: site.persona_id.clone(),
-            user_id: None,
             title: Some(format!("Widget: {}", site.name)),
-            status: SessionStatus::Active,
-            message_count: 0,
-            input_tokens: 0,
-            output_tokens: 0,
-            cost_usd_micros: 0,
-            metadata: serde_json::Map::new(),
-            drift_score: None,
-            external_id: None,
-            started_at: now,
-            last_active_at: now,
-            ended_at: None,
+            ..Session::new(
+                site.org_id.clone(),
+                site.workspace_id.clone(),
+                site.persona_id.clone(),
+                now,
+            )
         };
         let conversation = WidgetConversation {
             session_id: session.id.clone(),
@@ -418,22 +385,11 @@ impl Engine {
         let extra = lang
             .map(|l| vec![format!("Reply in the language with code `{l}`.")])
             .unwrap_or_default();
-        // An LLM persona may hand the chat to a person itself.
-        let persona = self
-            .inner
-            .store
-            .get_persona(&site.org_id, &site.persona_id)
-            .await?;
-        let tool_names = match persona {
-            Some(p) if p.model_id != tidechat_llm::FAQ_MODEL_ID => {
-                vec![crate::tools::HANDOFF.to_owned()]
-            }
-            _ => Vec::new(),
-        };
         let request = TurnRequest {
             user_text: message.to_owned(),
             extra_guardrails: extra,
-            tool_names,
+            // An LLM persona may hand the chat to a person itself.
+            offer_handoff: true,
             ..TurnRequest::default()
         };
         let turn = self.start_turn(&who, session.id.as_str(), request).await?;

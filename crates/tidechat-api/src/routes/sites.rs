@@ -239,7 +239,10 @@ pub async fn create_site(
 #[utoipa::path(get, path = "/v1/sites", tag = "sites", operation_id = "listSites",
     responses((status = 200, description = "The sites", body = SiteList), (status = 401, description = "Unauthenticated", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list_sites(state: web::Data<AppState>, AdminAuth(who): AdminAuth) -> Result<HttpResponse> {
+pub async fn list_sites(
+    state: web::Data<AppState>,
+    AdminAuth(who): AdminAuth,
+) -> Result<HttpResponse> {
     let sites = state
         .run(move |e| async move { e.list_sites(&who).await })
         .await?;

@@ -122,7 +122,9 @@ async fn websocket_turns_count_against_the_request_rate(app: TestApp) {
     let mut refused = 0;
     for i in 0..8 {
         socket
-            .send(Ws::text(json!({"content": format!("Do you offer refunds? {i}")}).to_string()))
+            .send(Ws::text(
+                json!({"content": format!("Do you offer refunds? {i}")}).to_string(),
+            ))
             .await
             .unwrap();
         // Each message ends in a stored reply or an error.
@@ -148,7 +150,10 @@ async fn websocket_turns_count_against_the_request_rate(app: TestApp) {
             }
         }
     }
-    assert!(answered <= 5, "{answered} answered at 5 requests per minute");
+    assert!(
+        answered <= 5,
+        "{answered} answered at 5 requests per minute"
+    );
     assert!(refused >= 3, "{refused} refused");
     // REST calls share the same budget.
     let (status, _) = app.get("/v1/chat/sessions").await;
@@ -174,9 +179,7 @@ async fn chat_keys_cannot_do_operator_work(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let (_, list) = app
-        .get(&format!("/v1/sites/{site_id}/conversations"))
-        .await;
+    let (_, list) = app.get(&format!("/v1/sites/{site_id}/conversations")).await;
     let conversation = list["items"][0]["conversationId"]
         .as_str()
         .unwrap_or_else(|| panic!("{list}"))
@@ -194,14 +197,21 @@ async fn chat_keys_cannot_do_operator_work(app: TestApp) {
         (M::GET, format!("{base}/conversations"), None),
         (M::GET, conv.clone(), None),
         (M::POST, format!("{conv}/takeover"), None),
-        (M::POST, format!("{conv}/reply"), Some(json!({"content": "hello"}))),
+        (
+            M::POST,
+            format!("{conv}/reply"),
+            Some(json!({"content": "hello"})),
+        ),
         (M::POST, format!("{conv}/handback"), None),
         (M::POST, format!("{conv}/block"), None),
         (M::POST, format!("{conv}/unblock"), None),
         (M::GET, format!("{base}/proactive"), None),
     ];
     for (method, path, body) in calls {
-        let mut req = app.client.request(method.clone(), app.url(&path)).bearer_auth(&secret);
+        let mut req = app
+            .client
+            .request(method.clone(), app.url(&path))
+            .bearer_auth(&secret);
         if let Some(body) = body {
             req = req.json(&body);
         }
@@ -230,7 +240,10 @@ async fn zero_request_rate_is_refused(app: TestApp) {
     assert_eq!(patch.status(), 422);
     let key_id = app.engine_key_id().await;
     let (status, _) = app
-        .put(&format!("/v1/limits/keys/{key_id}"), json!({"requestsPerMinute": 0}))
+        .put(
+            &format!("/v1/limits/keys/{key_id}"),
+            json!({"requestsPerMinute": 0}),
+        )
         .await;
     assert_eq!(status, 422);
     // Nothing was stored: requests still go through.
@@ -278,7 +291,10 @@ async fn limits_patch_changes_only_what_it_names(app: TestApp) {
     let key_id = app.engine_key_id().await;
     let path = format!("/v1/limits/keys/{key_id}");
     let (status, _) = app
-        .put(&path, json!({"requestsPerMinute": 40, "monthlyTokens": 500}))
+        .put(
+            &path,
+            json!({"requestsPerMinute": 40, "monthlyTokens": 500}),
+        )
         .await;
     assert_eq!(status, 200);
     let (status, limits) = patch(&app, &path, json!({"monthlyTokens": 900})).await;
@@ -295,7 +311,10 @@ async fn framework_errors_answer_in_the_surface_shape(app: TestApp) {
     let res = app.client.get(app.url("/chat")).send().await.unwrap();
     assert_eq!(res.status(), 405);
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body, json!({"error": "method_not_allowed", "message": "this path does not accept this HTTP method"}));
+    assert_eq!(
+        body,
+        json!({"error": "method_not_allowed", "message": "this path does not accept this HTTP method"})
+    );
     // Unknown widget path and wrong widget method.
     let res = app
         .client
@@ -360,7 +379,9 @@ async fn widget_operator_mode_done_names_the_message(app: TestApp) {
     let res = app
         .client
         .post(app.url("/api/v1/chat/stream"))
-        .json(&json!({"site_key": key, "session_id": "v-9", "message": "I want to talk to a human"}))
+        .json(
+            &json!({"site_key": key, "session_id": "v-9", "message": "I want to talk to a human"}),
+        )
         .send()
         .await
         .unwrap();
@@ -371,7 +392,9 @@ async fn widget_operator_mode_done_names_the_message(app: TestApp) {
     let id = done["meta"]["message_id"].as_str().expect("message_id");
     let history = app
         .client
-        .get(app.url(&format!("/api/v1/chat/history?site_key={key}&session_id=v-9")))
+        .get(app.url(&format!(
+            "/api/v1/chat/history?site_key={key}&session_id=v-9"
+        )))
         .send()
         .await
         .unwrap()
