@@ -313,6 +313,19 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// The kinds that mean "the request itself is malformed" (body, field,
+/// query): one pattern for every table, so that the tables stay exhaustive
+/// matches without repeating the group.
+macro_rules! request_mistake {
+    () => {
+        ErrorKind::InvalidJson
+            | ErrorKind::Validation
+            | ErrorKind::MissingQuery
+            | ErrorKind::QueryTooLong
+            | ErrorKind::MissingUserId
+    };
+}
+
 /// The `/v1` sessions-and-messages API (and the management API beside it):
 /// `{"error":{"code","message"}}`.
 pub struct V1;
@@ -328,11 +341,7 @@ impl Surface for V1 {
             K::MethodNotAllowed => S::METHOD_NOT_ALLOWED,
             K::SessionNotActive | K::Conflict | K::InProgress => S::CONFLICT,
             K::PayloadTooLarge => S::PAYLOAD_TOO_LARGE,
-            K::InvalidJson
-            | K::Validation
-            | K::MissingQuery
-            | K::QueryTooLong
-            | K::MissingUserId
+            request_mistake!()
             | K::UnsupportedMediaType
             | K::UnknownModel
             | K::UnknownTool
@@ -437,11 +446,7 @@ impl Surface for FaqChat {
         use StatusCode as S;
         match kind {
             K::Unauthenticated | K::Forbidden => S::UNAUTHORIZED,
-            K::InvalidJson
-            | K::Validation
-            | K::MissingQuery
-            | K::QueryTooLong
-            | K::MissingUserId => S::BAD_REQUEST,
+            request_mistake!() => S::BAD_REQUEST,
             K::UnsupportedMediaType => S::UNSUPPORTED_MEDIA_TYPE,
             other => V1::status(other),
         }
@@ -504,14 +509,9 @@ impl Surface for Widget {
         use ErrorKind as K;
         use StatusCode as S;
         match kind {
-            K::InvalidJson
-            | K::Validation
-            | K::MissingQuery
-            | K::QueryTooLong
-            | K::MissingUserId
-            | K::UnknownModel
-            | K::UnknownTool
-            | K::UnknownPersona => S::BAD_REQUEST,
+            request_mistake!() | K::UnknownModel | K::UnknownTool | K::UnknownPersona => {
+                S::BAD_REQUEST
+            }
             K::UnsupportedMediaType => S::UNSUPPORTED_MEDIA_TYPE,
             other => V1::status(other),
         }
@@ -526,14 +526,9 @@ impl Surface for Widget {
             K::Unauthenticated | K::Forbidden => "blocked",
             K::NotFound => "not_found",
             K::MethodNotAllowed => "method_not_allowed",
-            K::InvalidJson
-            | K::Validation
-            | K::MissingQuery
-            | K::QueryTooLong
-            | K::MissingUserId
-            | K::UnknownModel
-            | K::UnknownTool
-            | K::UnknownPersona => "invalid_request",
+            request_mistake!() | K::UnknownModel | K::UnknownTool | K::UnknownPersona => {
+                "invalid_request"
+            }
             K::UnsupportedMediaType => "not_an_image",
             K::PayloadTooLarge => "file_too_large",
             K::SessionNotActive => "conversation_closed",
@@ -579,11 +574,7 @@ impl Chats {
             K::NotFound | K::UnknownSite => "Check the chat_id: chats of other users or tenants, and deleted chats, are not visible.",
             K::Unauthenticated => "Send a valid API key in X-API-Key (or Authorization: Bearer).",
             K::Forbidden => "Use an API key of the tenant; session tokens cannot use this API.",
-            K::InvalidJson
-            | K::Validation
-            | K::MissingQuery
-            | K::QueryTooLong
-            | K::MissingUserId
+            request_mistake!()
             | K::UnsupportedMediaType
             | K::UnknownModel
             | K::UnknownTool
@@ -603,14 +594,9 @@ impl Chats {
 
 impl Surface for Chats {
     fn status(kind: ErrorKind) -> StatusCode {
-        use ErrorKind as K;
         match kind {
             // Parameter mistakes are 400 on this surface.
-            K::InvalidJson
-            | K::Validation
-            | K::MissingQuery
-            | K::QueryTooLong
-            | K::MissingUserId => StatusCode::BAD_REQUEST,
+            request_mistake!() => StatusCode::BAD_REQUEST,
             other => V1::status(other),
         }
     }
@@ -621,12 +607,7 @@ impl Surface for Chats {
             K::NotFound | K::UnknownSite => "chat_not_found",
             K::Unauthenticated => "unauthenticated",
             K::Forbidden => "forbidden",
-            K::InvalidJson
-            | K::Validation
-            | K::MissingQuery
-            | K::QueryTooLong
-            | K::MissingUserId
-            | K::UnsupportedMediaType => "invalid_parameter",
+            request_mistake!() | K::UnsupportedMediaType => "invalid_parameter",
             K::UnknownModel => "unknown_model",
             K::UnknownTool => "unknown_tool",
             K::UnknownPersona => "unknown_persona",

@@ -24,6 +24,13 @@ use crate::driver::{Step, TurnEncoder};
 use crate::dto::{DeltaEvent, MessageDto, ReplaceEvent, SendMessageResponse, SessionDto};
 use crate::error::ApiError;
 
+/// A data-only SSE frame (`data: {json}`), the framing of the FAQ chat and
+/// widget streams.
+pub fn data_frame(value: &serde_json::Value) -> Bytes {
+    Bytes::from(format!("data: {value}\n\n"))
+}
+
+/// A named SSE frame (`event: name` + `data: {json}`), the `/v1` framing.
 pub fn frame(event: &str, data: &impl Serialize) -> Bytes {
     let data = serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned());
     Bytes::from(format!("event: {event}\ndata: {data}\n\n"))

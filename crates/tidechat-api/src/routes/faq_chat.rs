@@ -15,6 +15,7 @@ use crate::auth::KeyAuth;
 use crate::driver::{sse_response, stream_turn, Step, TurnEncoder};
 use crate::dto::timestamp;
 use crate::error::{ApiError, ErrorKind, Failure, FaqChat};
+use crate::sse::data_frame as frame;
 use crate::state::AppState;
 
 /// Longest accepted `query`, after trimming.
@@ -80,10 +81,6 @@ fn parse_body(body: &[u8]) -> Result<FaqChatRequest, FaqChatError> {
         user_id: optional("userId")?,
         organization_id: optional("organizationId")?,
     })
-}
-
-fn frame(value: &Value) -> Bytes {
-    Bytes::from(format!("data: {value}\n\n"))
 }
 
 fn suggestions(hits: &[FaqHit]) -> Value {

@@ -23,6 +23,7 @@ use tidechat_engine::{TurnEvent, WidgetSend, OPERATOR_MODEL};
 use crate::driver::{frames, sse_response, stream_turn, Step, TurnEncoder};
 use crate::dto::timestamp;
 use crate::error::{ApiError, ErrorKind, Failure, Widget};
+use crate::sse::data_frame as frame;
 use crate::state::AppState;
 
 /// Largest image accepted.
@@ -255,9 +256,9 @@ pub async fn stream(
         WidgetSend::Replay { text, conversation } => sse_response(
             response,
             frames(vec![
-                frame(json!({"type": "chunk", "content": text})),
+                frame(&json!({"type": "chunk", "content": text})),
                 frame(
-                    json!({"type": "done", "meta": {"conversation_id": conversation.as_str(), "mode": "ai", "replayed": true}}),
+                    &json!({"type": "done", "meta": {"conversation_id": conversation.as_str(), "mode": "ai", "replayed": true}}),
                 ),
             ]),
         ),
@@ -268,9 +269,9 @@ pub async fn stream(
         } => {
             let mut out = Vec::new();
             if handed_off {
-                out.push(frame(json!({"type": "mode", "mode": "operator"})));
+                out.push(frame(&json!({"type": "mode", "mode": "operator"})));
             }
-            out.push(frame(json!({"type": "done", "meta": {
+            out.push(frame(&json!({"type": "done", "meta": {
                 "conversation_id": conversation.as_str(),
                 "mode": "operator",
                 "message_id": message.id.as_str(),
@@ -287,10 +288,6 @@ pub async fn stream(
     })
 }
 
-fn frame(value: Value) -> Bytes {
-    Bytes::from(format!("data: {value}\n\n"))
-}
-
 /// The widget's encoding of an AI reply: `chunk`s, a `replace` when
 /// moderation stopped it, then `done` with the stored reply's id or `error`.
 struct WidgetChunks {
@@ -303,13 +300,13 @@ impl TurnEncoder for WidgetChunks {
     fn event(&mut self, event: TurnEvent) -> Step<Bytes> {
         match event {
             TurnEvent::Delta(text) => {
-                Step::more(vec![frame(json!({"type": "chunk", "content": text}))])
+                Step::more(vec![frame(&json!({"type": "chunk", "content": text}))])
             }
             TurnEvent::Replaced(text) => {
-                Step::more(vec![frame(json!({"type": "replace", "content": text}))])
+                Step::more(vec![frame(&json!({"type": "replace", "content": text}))])
             }
             TurnEvent::Completed(outcome) => {
-                Step::last(vec![frame(json!({"type": "done", "meta": {
+                Step::last(vec![frame(&json!({"type": "done", "meta": {
                     "conversation_id": self.conversation.as_str(),
                     "mode": "ai",
                     "message_id": outcome.assistant_message.id.as_str(),
@@ -318,11 +315,11 @@ impl TurnEncoder for WidgetChunks {
             TurnEvent::Failed { error, .. } => {
                 let api = ApiError::from(error);
                 Step::last(vec![frame(
-                    json!({"type": "error", "message": api.message}),
+                    &json!({"type": "error", "message": api.message}),
                 )])
             }
             TurnEvent::Unrecorded => Step::last(vec![frame(
-                json!({"type": "error", "message": "the reply could not be completed"}),
+                &json!({"type": "error", "message": "the reply could not be completed"}),
             )]),
             TurnEvent::Retrieval(_) | TurnEvent::UserStored(_) => Step::more(Vec::new()),
         }
@@ -333,7 +330,7 @@ impl TurnEncoder for WidgetChunks {
             Vec::new()
         } else {
             vec![frame(
-                json!({"type": "error", "message": "the reply could not be completed"}),
+                &json!({"type": "error", "message": "the reply could not be completed"}),
             )]
         }
     }
