@@ -1183,6 +1183,12 @@ async fn tools_inside_the_network_and_unknown_tools_are_refused(app: TestApp) {
         "http://[::1]:9/x",
         "http://10.0.0.7/x",
         "http://[::ffff:127.0.0.1]/x",
+        // IPv6 forms that embed a private IPv4 address.
+        "http://[::127.0.0.1]/x",
+        "http://[64:ff9b::7f00:1]/x",
+        "http://[64:ff9b::169.254.169.254]/x",
+        "http://[2002:a9fe:a9fe::1]/x",
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/x",
     ] {
         let (status, error) = app.post("/v1/tools", tool(url)).await;
         assert_eq!(status, 422, "{url}: {error}");
