@@ -17,6 +17,7 @@ use tidechat_store::Store;
 mod demo;
 mod knowledge;
 mod models;
+mod redact;
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +39,7 @@ struct DbArgs {
         long,
         env = "TIDECHAT_DATABASE_URL",
         default_value = "sqlite://./data/tidechat.db",
+        hide_env_values = true,
         global = true
     )]
     database_url: String,
@@ -554,7 +556,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
         shutdown_grace: grace,
         ..Default::default()
     };
-    tracing::info!(%address, database = %db.database_url.split('@').next_back().unwrap_or_default(), "tidechat listening");
+    tracing::info!(%address, database = %redact::redacted_url(&db.database_url), "tidechat listening");
     tidechat_api::server(engine.clone(), listener, options)
         .await?
         .await?;

@@ -362,3 +362,28 @@ async fn serve_on_a_fresh_clone_prints_a_key_and_holds_a_conversation() {
         .unwrap();
     assert!(out.status.success());
 }
+
+/// Neither `--help` nor a failed start prints the database password
+/// (issue 22: secrets in output).
+#[test]
+fn the_database_password_is_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "postgres://app:hunter2@127.0.0.1:1/chat?password=hunter3&sslmode=disable";
+    for args in [&["--help"][..], &["serve", "--help"][..], &["serve"][..]] {
+        let out = tidechat(url, dir.path(), args);
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("hunter3"),
+            "{args:?}: {printed}"
+        );
+        if args == ["serve"] {
+            assert!(!out.status.success(), "{printed}");
+        } else {
+            assert!(printed.contains("TIDECHAT_DATABASE_URL"), "{printed}");
+        }
+    }
+}
