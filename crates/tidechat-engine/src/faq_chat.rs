@@ -129,6 +129,7 @@ impl Engine {
             billing_key: who.billing_key.clone(),
             tools: Default::default(),
             drift,
+            client_message_id: None,
         }))
     }
 

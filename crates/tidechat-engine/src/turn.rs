@@ -58,6 +58,9 @@ pub struct TurnRequest {
     pub tool_names: Vec<String>,
     pub memory_digest: Option<String>,
     pub extra_guardrails: Vec<String>,
+    /// The id the client sent the message with (the widget's `message_id`),
+    /// stored on the user message so a retry finds it and its reply.
+    pub client_message_id: Option<String>,
 }
 
 /// What a running turn reports, in order: one `Retrieval`, zero or more
@@ -157,6 +160,8 @@ pub(crate) struct Prepared {
     pub(crate) billing_key: Option<tidechat_domain::ApiKeyId>,
     pub(crate) tools: ToolSet,
     pub(crate) drift: Arc<DriftModel>,
+    /// Stored on the user message (see [`TurnRequest::client_message_id`]).
+    pub(crate) client_message_id: Option<String>,
 }
 
 /// Context a turn is built from, shared by every surface.
@@ -381,6 +386,7 @@ impl Engine {
             billing_key: who.billing_key.clone(),
             tools,
             drift,
+            client_message_id: req.client_message_id,
         })
     }
 
@@ -523,12 +529,17 @@ impl Engine {
             // Replies replaced by moderation or canned fallbacks say nothing
             // about drift; only model replies feed the session's aggregate.
             drift_alpha: (!canned && verdict != Verdict::Blocked).then_some(DEFAULT_DRIFT_ALPHA),
+            client_message_id: None,
+            reply_to: None,
         };
         let stored = match recorder.user_message().await {
             Ok(user) => self
                 .inner
                 .store
-                .append_message(&assistant)
+                .append_message(&NewMessage {
+                    reply_to: Some(user.id.clone()),
+                    ..assistant
+                })
                 .await
                 .map(|(reply, session)| (user, reply, session))
                 .map_err(EngineError::from),
@@ -795,6 +806,8 @@ impl Recorder {
                 citations: Vec::new(),
                 moderation: records(&p.input.findings),
                 drift_alpha: None,
+                client_message_id: p.client_message_id.clone(),
+                reply_to: None,
             };
             // Written beside the model call: the first delta does not wait for it.
             let tx = tx.clone();
@@ -885,6 +898,8 @@ impl Recorder {
             citations: Vec::new(),
             moderation: Vec::new(),
             drift_alpha: None,
+            client_message_id: None,
+            reply_to: None,
         };
         if let Err(e) = store.append_message(&message).await {
             tracing::error!(error = ?e, session = %session.id, "could not store a tool message");

@@ -400,6 +400,8 @@ pub(crate) struct MessageRow {
     pub first_token_ms: Option<i64>,
     pub original_content: Option<String>,
     pub citations: String,
+    pub client_message_id: Option<String>,
+    pub reply_to: Option<String>,
 }
 
 impl MessageRow {
@@ -425,6 +427,8 @@ impl MessageRow {
             first_token_ms: m.first_token_ms,
             original_content: m.original_content.clone(),
             citations: crate::knowledge::citations_to_json(&m.citations),
+            client_message_id: m.client_message_id.clone(),
+            reply_to: m.reply_to.as_ref().map(|r| r.as_str().to_owned()),
         }
     }
 

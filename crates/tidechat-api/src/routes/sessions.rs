@@ -249,6 +249,7 @@ pub async fn send_message(
         tool_names: body.tool_names,
         memory_digest: body.memory_digest,
         extra_guardrails: body.extra_guardrails,
+        client_message_id: None,
     };
     // A stream holds one of the organization's concurrent-stream slots.
     let slot = if stream {

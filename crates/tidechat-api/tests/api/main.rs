@@ -36,6 +36,7 @@ mod llm;
 mod moderation;
 mod support;
 mod widget;
+mod widget_state;
 
 use std::time::Duration;
 
