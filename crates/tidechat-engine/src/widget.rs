@@ -403,10 +403,7 @@ impl Engine {
                 .iter()
                 .any(|p| lower.contains(&p.to_lowercase()));
         if handoff {
-            let update = OperatorUpdate {
-                mode: Some(ConversationMode::Operator),
-                blocked: None,
-            };
+            let update = mode(ConversationMode::Operator);
             self.inner
                 .store
                 .update_conversation(&session.org_id, &session.id, update, Utc::now())

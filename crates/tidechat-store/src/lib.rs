@@ -26,7 +26,6 @@
 //!   on it: rows of other tenants are indistinguishable from missing rows.
 
 pub mod error;
-mod knowledge;
 mod models;
 mod pool;
 pub mod repo;
@@ -38,9 +37,11 @@ use chrono::{DateTime, Utc};
 use tidechat_domain::{ApiKeyId, MessageId, MessageStatus, OrgId, Role, SessionId, SessionStatus};
 
 pub use error::StoreError;
-pub use knowledge::{chunk_item_id, DocumentWrite, EmbeddingRecord, NewEmbedding, UsageEvent};
 pub use models::truncate_timestamp;
 pub use pool::{Backend, Store};
+pub use repo::knowledge::{
+    chunk_item_id, DocumentWrite, EmbeddingRecord, NewEmbedding, UsageEvent,
+};
 pub use repo::widget::{ConversationFilter, OperatorUpdate, VisitorUpdate};
 pub use repo::Conn;
 

@@ -315,6 +315,7 @@ pub async fn client_message_reply(
             Some(sent) => {
                 let reply: Option<MessageRow> = messages::table
                     .filter(messages::reply_to.eq(&sent.id))
+                    .filter(messages::role.eq(tidechat_domain::Role::Assistant.as_str()))
                     .select(MessageRow::as_select())
                     .first(conn)
                     .await

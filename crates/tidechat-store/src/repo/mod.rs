@@ -24,6 +24,7 @@ use crate::{Backend, Store};
 
 pub mod faqs;
 pub mod keys;
+pub mod knowledge;
 pub mod limits;
 pub mod messages;
 pub mod orgs;
@@ -36,7 +37,7 @@ pub mod widget;
 
 /// A database connection (pooled, possibly inside a transaction) that
 /// repository functions run on.
-pub struct Conn<'c>(Backing<'c>);
+pub struct Conn<'c>(pub(crate) Backing<'c>);
 
 pub(crate) enum Backing<'c> {
     Postgres(&'c mut AsyncPgConnection),
