@@ -16,6 +16,7 @@ backends!(
     a_retry_racing_its_first_attempt_gets_that_attempts_reply,
     origins_match_in_any_case,
     conversation_list_shows_each_conversations_last_message,
+    conversation_list_filters_before_its_limit,
 );
 
 /// The operator's id of the visitor's conversation.
@@ -444,4 +445,43 @@ async fn conversation_list_shows_each_conversations_last_message(app: TestApp) {
         assert_eq!(status, 200, "{query}: {list}");
         assert_eq!(visitors(&list), expected, "{query}");
     }
+}
+
+async fn conversation_list_filters_before_its_limit(app: TestApp) {
+    let (site_id, key) = site(&app).await;
+    // The oldest conversation waits for an operator...
+    send(&app, &key, "sess_old", "Do you offer refunds?", "a").await;
+    let old = conversation_of(&app, &site_id, "sess_old").await;
+    app.post(
+        &format!("/v1/sites/{site_id}/conversations/{old}/takeover"),
+        json!({}),
+    )
+    .await;
+    send(&app, &key, "sess_old", "Is anyone there?", "b").await;
+    // ...behind 500 newer ones (rated, no messages; made through the engine:
+    // the widget lets a visitor address open ten conversations a minute).
+    let site = app.engine.site_for_key(&key).await.unwrap();
+    for i in 0..500 {
+        app.engine
+            .widget_rate(&site, &format!("sess_new_{i}"), 4)
+            .await
+            .unwrap();
+    }
+    let (status, list) = app
+        .get(&format!("/v1/sites/{site_id}/conversations?waiting=true"))
+        .await;
+    assert_eq!(status, 200);
+    let visitors: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["sessionId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        visitors,
+        vec!["sess_old"],
+        "the filter applies before the limit"
+    );
+    let (_, all) = app.get(&format!("/v1/sites/{site_id}/conversations")).await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 500, "at most 500");
 }
