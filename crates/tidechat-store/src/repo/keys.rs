@@ -23,16 +23,8 @@ pub async fn insert_api_key(
     key_hash: &str,
 ) -> Result<(), StoreError> {
     let row = NewApiKeyRow::from_domain(key, key_hash);
+    super::orgs::workspace_in_org(c, &row.org_id, &row.workspace_id).await?;
     on!(c, conn => scope(async {
-        let ws_in_org: i64 = workspaces::table
-            .filter(workspaces::id.eq(&row.workspace_id))
-            .filter(workspaces::org_id.eq(&row.org_id))
-            .count()
-            .get_result(conn)
-            .await?;
-        if ws_in_org == 0 {
-            return Err(not_in_org("workspace"));
-        }
         diesel::insert_into(api_keys::table).values(&row).execute(conn).await?;
         Ok(())
     }).await)

@@ -85,6 +85,23 @@ pub async fn set_default_persona(
     }).await)
 }
 
+/// `Err(Conflict)` unless the workspace exists in the organization (checked
+/// before writing rows that name it).
+pub async fn workspace_in_org(c: &mut Conn<'_>, org: &str, id: &str) -> Result<(), StoreError> {
+    let found: i64 = on!(c, conn => {
+        workspaces::table
+            .filter(workspaces::id.eq(id))
+            .filter(workspaces::org_id.eq(org))
+            .count()
+            .get_result(conn)
+            .await?
+    });
+    if found == 0 {
+        return Err(not_in_org("workspace"));
+    }
+    Ok(())
+}
+
 impl Store {
     pub async fn count_orgs(&self) -> Result<i64, StoreError> {
         self.read(async move |c| count_orgs(c).await).await

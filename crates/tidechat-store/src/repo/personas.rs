@@ -5,16 +5,8 @@ use super::prelude::*;
 /// Inserts a persona; its workspace must belong to its organization.
 pub async fn insert_persona(c: &mut Conn<'_>, p: &Persona) -> Result<(), StoreError> {
     let row = PersonaRow::from_domain(p);
+    super::orgs::workspace_in_org(c, &row.org_id, &row.workspace_id).await?;
     on!(c, conn => scope(async {
-        let ws_in_org: i64 = workspaces::table
-            .filter(workspaces::id.eq(&row.workspace_id))
-            .filter(workspaces::org_id.eq(&row.org_id))
-            .count()
-            .get_result(conn)
-            .await?;
-        if ws_in_org == 0 {
-            return Err(not_in_org("workspace"));
-        }
         diesel::insert_into(personas::table).values(&row).execute(conn).await?;
         Ok(())
     }).await)
@@ -128,6 +120,23 @@ pub async fn delete_persona(
         .await?;
         Ok(deleted > 0)
     }).await)
+}
+
+/// `Err(Conflict)` unless the persona exists in the organization (checked
+/// before writing rows that name it).
+pub async fn persona_in_org(c: &mut Conn<'_>, org: &str, id: &str) -> Result<(), StoreError> {
+    let found: i64 = on!(c, conn => {
+        personas::table
+            .filter(personas::id.eq(id))
+            .filter(personas::org_id.eq(org))
+            .count()
+            .get_result(conn)
+            .await?
+    });
+    if found == 0 {
+        return Err(not_in_org("persona"));
+    }
+    Ok(())
 }
 
 impl Store {

@@ -6,25 +6,9 @@ use super::prelude::*;
 /// organization (`Err(Conflict)` otherwise).
 pub async fn insert_session(c: &mut Conn<'_>, s: &Session) -> Result<(), StoreError> {
     let row = SessionRow::from_domain(s);
+    super::orgs::workspace_in_org(c, &row.org_id, &row.workspace_id).await?;
+    super::personas::persona_in_org(c, &row.org_id, &row.persona_id).await?;
     on!(c, conn => scope(async {
-        let ws_in_org: i64 = workspaces::table
-            .filter(workspaces::id.eq(&row.workspace_id))
-            .filter(workspaces::org_id.eq(&row.org_id))
-            .count()
-            .get_result(conn)
-            .await?;
-        if ws_in_org == 0 {
-            return Err(not_in_org("workspace"));
-        }
-        let persona_in_org: i64 = personas::table
-            .filter(personas::id.eq(&row.persona_id))
-            .filter(personas::org_id.eq(&row.org_id))
-            .count()
-            .get_result(conn)
-            .await?;
-        if persona_in_org == 0 {
-            return Err(not_in_org("persona"));
-        }
         diesel::insert_into(sessions::table).values(&row).execute(conn).await?;
         Ok(())
     }).await)

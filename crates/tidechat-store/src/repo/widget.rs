@@ -5,16 +5,8 @@ use super::prelude::*;
 
 pub async fn insert_site(c: &mut Conn<'_>, site: &tidechat_domain::Site) -> Result<(), StoreError> {
     let row = SiteRow::from_domain(site);
+    super::personas::persona_in_org(c, &row.org_id, &row.persona_id).await?;
     on!(c, conn => scope(async {
-        let persona_in_org: i64 = personas::table
-            .filter(personas::id.eq(&row.persona_id))
-            .filter(personas::org_id.eq(&row.org_id))
-            .count()
-            .get_result(conn)
-            .await?;
-        if persona_in_org == 0 {
-            return Err(not_in_org("persona"));
-        }
         diesel::insert_into(sites::table).values(&row).execute(conn).await?;
         Ok(())
     }).await)
@@ -74,16 +66,8 @@ pub async fn update_site(
     site: &tidechat_domain::Site,
 ) -> Result<bool, StoreError> {
     let row = SiteRow::from_domain(site);
+    super::personas::persona_in_org(c, &row.org_id, &row.persona_id).await?;
     let updated = on!(c, conn => scope(async {
-        let persona_in_org: i64 = personas::table
-            .filter(personas::id.eq(&row.persona_id))
-            .filter(personas::org_id.eq(&row.org_id))
-            .count()
-            .get_result(conn)
-            .await?;
-        if persona_in_org == 0 {
-            return Err(not_in_org("persona"));
-        }
         Ok(diesel::update(sites::table)
             .filter(sites::id.eq(&row.id))
             .filter(sites::org_id.eq(&row.org_id))
