@@ -59,6 +59,8 @@ pub(crate) struct TurnPlan {
     /// Answer with the persona's fallback, without calling the model, when
     /// retrieval finds nothing in scope.
     pub(crate) fallback_when_out_of_scope: bool,
+    /// The id the client sent the message with (stored on the user message).
+    pub(crate) client_message_id: Option<String>,
 }
 
 impl Engine {
@@ -135,6 +137,7 @@ impl Engine {
             tools: ToolSet::default(),
             retrieval_org: None,
             fallback_when_out_of_scope: false,
+            client_message_id: None,
         })
     }
 
@@ -209,6 +212,7 @@ impl Engine {
             billing_key: who.billing_key.clone(),
             tools: plan.tools,
             drift,
+            client_message_id: plan.client_message_id,
         })
     }
 }

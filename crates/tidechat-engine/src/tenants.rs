@@ -5,7 +5,7 @@ use tidechat_domain::{
     validate, ApiKey, ApiKeyId, FaqDraft, FaqEntry, FaqId, KeyScope, OrgId, Organization, Persona,
     PersonaDraft, PersonaId, Workspace, WorkspaceId,
 };
-use tidechat_store::{PageRequest, StoreError};
+use tidechat_store::{repo, PageRequest, StoreError};
 
 use crate::auth::{generate_api_key, Principal};
 use crate::knowledge::Billing;
@@ -117,9 +117,17 @@ impl Engine {
             created_at: now,
             revoked_at: None,
         };
+        // One transaction: a tenant exists with its workspace, default
+        // persona and first key, or not at all.
+        let hash = &generated.hash;
         self.inner
             .store
-            .create_org_bundle(&org, &workspace, &persona, &key, &generated.hash)
+            .transaction(async |c| {
+                repo::orgs::insert_org(c, &org).await?;
+                repo::orgs::insert_workspace(c, &workspace).await?;
+                repo::personas::insert_persona(c, &persona).await?;
+                repo::keys::insert_api_key(c, &key, hash).await
+            })
             .await?;
         Ok(OrgBundle {
             org,

@@ -272,22 +272,20 @@ impl Engine {
                 }
             }
             HANDOFF => {
-                let store = &self.inner.store;
-                match store
-                    .widget_conversation_by_session(&ctx.session.org_id, &ctx.session.id)
+                // Only the mode column: a concurrent operator or visitor
+                // change to the conversation stays.
+                let update = tidechat_store::OperatorUpdate {
+                    mode: Some(tidechat_domain::ConversationMode::Operator),
+                    blocked: None,
+                };
+                match self
+                    .inner
+                    .store
+                    .update_conversation(&ctx.session.org_id, &ctx.session.id, update, Utc::now())
                     .await
                 {
-                    Ok(Some((mut conversation, _))) => {
-                        conversation.mode = tidechat_domain::ConversationMode::Operator;
-                        conversation.updated_at = Utc::now();
-                        match store.save_widget_conversation(&conversation).await {
-                            Ok(()) => ToolOutcome::ok(json!({"handedOff": true}).to_string()),
-                            Err(_) => {
-                                ToolOutcome::error("the conversation could not be handed over")
-                            }
-                        }
-                    }
-                    Ok(None) => ToolOutcome::error(
+                    Ok(true) => ToolOutcome::ok(json!({"handedOff": true}).to_string()),
+                    Ok(false) => ToolOutcome::error(
                         "only website widget conversations can be handed to an operator",
                     ),
                     Err(_) => ToolOutcome::error("the conversation could not be handed over"),

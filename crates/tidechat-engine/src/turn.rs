@@ -61,6 +61,9 @@ pub struct TurnRequest {
     /// Offer the model the handoff tool (when the model is an LLM, not the
     /// built-in FAQ model): the widget's visitors can be handed to a person.
     pub offer_handoff: bool,
+    /// The id the client sent the message with (the widget's `message_id`),
+    /// stored on the user message so a retry finds it and its reply.
+    pub client_message_id: Option<String>,
 }
 
 /// What a running turn reports, in order: one `Retrieval`, zero or more
@@ -160,6 +163,8 @@ pub(crate) struct Prepared {
     pub(crate) billing_key: Option<tidechat_domain::ApiKeyId>,
     pub(crate) tools: ToolSet,
     pub(crate) drift: Arc<DriftModel>,
+    /// Stored on the user message (see [`TurnRequest::client_message_id`]).
+    pub(crate) client_message_id: Option<String>,
 }
 
 /// Context a turn is built from, shared by every surface.
@@ -335,6 +340,7 @@ impl Engine {
         plan.memory_digest = req.memory_digest;
         plan.extra_guardrails = req.extra_guardrails;
         plan.tools = tools;
+        plan.client_message_id = req.client_message_id;
         self.prepare(who, plan, req.user_text).await
     }
 
@@ -477,12 +483,17 @@ impl Engine {
             // Replies replaced by moderation or canned fallbacks say nothing
             // about drift; only model replies feed the session's aggregate.
             drift_alpha: (!canned && verdict != Verdict::Blocked).then_some(DEFAULT_DRIFT_ALPHA),
+            client_message_id: None,
+            reply_to: None,
         };
         let stored = match recorder.user_message().await {
             Ok(user) => self
                 .inner
                 .store
-                .append_message(&assistant)
+                .append_message(&NewMessage {
+                    reply_to: Some(user.id.clone()),
+                    ..assistant
+                })
                 .await
                 .map(|(reply, session)| (user, reply, session))
                 .map_err(EngineError::from),
@@ -749,6 +760,8 @@ impl Recorder {
                 citations: Vec::new(),
                 moderation: records(&p.input.findings),
                 drift_alpha: None,
+                client_message_id: p.client_message_id.clone(),
+                reply_to: None,
             };
             // Written beside the model call: the first delta does not wait for it.
             let tx = tx.clone();
@@ -839,6 +852,8 @@ impl Recorder {
             citations: Vec::new(),
             moderation: Vec::new(),
             drift_alpha: None,
+            client_message_id: None,
+            reply_to: None,
         };
         if let Err(e) = store.append_message(&message).await {
             tracing::error!(error = ?e, session = %session.id, "could not store a tool message");

@@ -13,7 +13,7 @@ use tidechat_domain::{
     ProactiveId, ProactiveMessage, Role, Session, SessionId, Site, SiteId, SiteSettings,
     WidgetConversation,
 };
-use tidechat_store::NewMessage;
+use tidechat_store::{repo, NewMessage, OperatorUpdate, VisitorUpdate};
 
 use crate::auth::{generate_signing_secret, Principal, PrincipalKind};
 use crate::{Engine, EngineError, Turn, TurnRequest};
@@ -23,8 +23,17 @@ pub const OPERATOR_MODEL: &str = "operator";
 /// Longest widget session id.
 const VISITOR_KEY_MAX: usize = 128;
 const CONTACT_MAX: usize = 254;
+/// Operator messages one visitor poll delivers at most (the rest come with
+/// the next poll).
+const OPERATOR_POLL_MAX: i64 = 200;
+/// Conversations the operator's list shows at most.
+const CONVERSATIONS_MAX: i64 = 500;
 /// How long a retried send waits for the first attempt's reply.
 const REPLAY_WAIT: Duration = Duration::from_secs(20);
+/// How often a retried send looks for it (one indexed lookup each time).
+const REPLAY_POLL: Duration = Duration::from_millis(200);
+/// The `model` of visitor messages queued for an operator.
+const QUEUED_MODEL: &str = "widget";
 
 /// A site as created or replaced through the API.
 #[derive(Debug, Clone, Default)]
@@ -53,15 +62,8 @@ pub enum WidgetSend {
     },
 }
 
-/// Filters for the operator's conversation list.
-#[derive(Debug, Clone, Default)]
-pub struct ConversationFilter {
-    pub mode: Option<ConversationMode>,
-    /// The visitor's message is the last one (nobody has answered yet).
-    pub waiting: Option<bool>,
-    pub rated: Option<bool>,
-    pub has_contact: Option<bool>,
-}
+/// Filters for the operator's conversation list (applied in the query).
+pub use tidechat_store::ConversationFilter;
 
 /// A conversation as the operator sees it.
 #[derive(Debug, Clone)]
@@ -118,6 +120,14 @@ fn check_site(draft: &SiteDraft) -> Result<(), EngineError> {
         validate::required_text("settings.handoffPhrases", p, 200)?;
     }
     Ok(())
+}
+
+/// A change of the conversation's mode only.
+fn mode(mode: ConversationMode) -> OperatorUpdate {
+    OperatorUpdate {
+        mode: Some(mode),
+        blocked: None,
+    }
 }
 
 /// `*` matches any run of characters; everything else literally.
@@ -288,12 +298,15 @@ impl Engine {
             created_at: now,
             updated_at: now,
         };
-        match self
+        let created = self
             .inner
             .store
-            .create_widget_conversation(&session, &conversation)
-            .await
-        {
+            .transaction(async |c| {
+                repo::sessions::insert_session(c, &session).await?;
+                repo::widget::insert_conversation(c, &conversation).await
+            })
+            .await;
+        match created {
             Ok(()) => Ok((conversation, session)),
             // Two first requests raced: use the winner's.
             Err(_) => self
@@ -332,7 +345,7 @@ impl Engine {
         if let Some(lang) = lang {
             validate::required_text("lang", lang, 35)?;
         }
-        let (mut conversation, session) = self.visitor_or_new(site, visitor_key).await?;
+        let (conversation, session) = self.visitor_or_new(site, visitor_key).await?;
         if conversation.blocked {
             return Err(EngineError::Forbidden("this visitor is blocked"));
         }
@@ -349,13 +362,10 @@ impl Engine {
                 .claim_client_message_id(&session.id, id, claimed_at)
                 .await?
             {
-                let text = self.replayed_reply(&session.id, message).await?;
-                return Ok(WidgetSend::Replay {
-                    text,
-                    conversation: session.id,
-                });
+                return self.replayed(session.id, id).await;
             }
         }
+        let message_id = message_id.filter(|m| !m.is_empty());
         let lower = message.to_lowercase();
         let handoff = conversation.mode == ConversationMode::Ai
             && site
@@ -364,16 +374,15 @@ impl Engine {
                 .iter()
                 .any(|p| lower.contains(&p.to_lowercase()));
         if handoff {
-            conversation.mode = ConversationMode::Operator;
-            conversation.updated_at = Utc::now();
+            let update = mode(ConversationMode::Operator);
             self.inner
                 .store
-                .save_widget_conversation(&conversation)
+                .update_conversation(&session.org_id, &session.id, update, Utc::now())
                 .await?;
         }
-        if conversation.mode == ConversationMode::Operator {
+        if handoff || conversation.mode == ConversationMode::Operator {
             let stored = self
-                .store_plain(&session, Role::User, message, "widget")
+                .store_plain(&session, Role::User, message, QUEUED_MODEL, message_id)
                 .await?;
             return Ok(WidgetSend::Queued {
                 conversation: session.id,
@@ -390,6 +399,7 @@ impl Engine {
             extra_guardrails: extra,
             // An LLM persona may hand the chat to a person itself.
             offer_handoff: true,
+            client_message_id: message_id.map(str::to_owned),
             ..TurnRequest::default()
         };
         let turn = self.start_turn(&who, session.id.as_str(), request).await?;
@@ -399,36 +409,44 @@ impl Engine {
         })
     }
 
-    /// The reply to the first attempt of a retried message.
-    async fn replayed_reply(
+    /// What the first attempt of a retried message led to: the reply to
+    /// the user message stored with that client id (found by id, not by
+    /// text), or the queued message in operator mode. Waits (one indexed
+    /// lookup per poll) while the first attempt is still being answered.
+    async fn replayed(
         &self,
-        session: &SessionId,
-        message: &str,
-    ) -> Result<String, EngineError> {
+        conversation: SessionId,
+        client_message_id: &str,
+    ) -> Result<WidgetSend, EngineError> {
         let deadline = tokio::time::Instant::now() + REPLAY_WAIT;
         loop {
-            let messages = self
+            let found = self
                 .inner
                 .store
-                .messages_after_seq(session, -1, 10_000)
+                .client_message_reply(&conversation, client_message_id)
                 .await?;
-            if let Some(pos) = messages
-                .iter()
-                .rposition(|m| m.role == Role::User && m.content == message)
-            {
-                if let Some(reply) = messages[pos + 1..]
-                    .iter()
-                    .find(|m| m.role == Role::Assistant)
-                {
-                    return Ok(reply.content.clone());
+            match found {
+                Some((_, Some(reply))) => {
+                    return Ok(WidgetSend::Replay {
+                        text: reply.content,
+                        conversation,
+                    })
                 }
+                Some((sent, None)) if sent.model == QUEUED_MODEL => {
+                    return Ok(WidgetSend::Queued {
+                        conversation,
+                        handed_off: false,
+                        message: Box::new(sent),
+                    })
+                }
+                _ => {}
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(EngineError::InProgress(
                     "this message is still being answered; retry later".to_owned(),
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(REPLAY_POLL).await;
         }
     }
 
@@ -438,6 +456,7 @@ impl Engine {
         role: Role,
         content: &str,
         model: &str,
+        client_message_id: Option<&str>,
     ) -> Result<Message, EngineError> {
         let message = NewMessage {
             id: MessageId::generate(),
@@ -462,6 +481,8 @@ impl Engine {
             citations: Vec::new(),
             moderation: Vec::new(),
             drift_alpha: None,
+            client_message_id: client_message_id.map(str::to_owned),
+            reply_to: None,
         };
         Ok(self.inner.store.append_message(&message).await?.0)
     }
@@ -491,21 +512,27 @@ impl Engine {
         }
     }
 
-    /// Applies `change` to the visitor's conversation (created if needed).
+    /// Applies a visitor's change to their conversation (created if
+    /// needed): only the columns the change names are written, and only
+    /// while the conversation is not blocked (checked in the same statement).
     async fn update_visitor(
         &self,
         site: &Site,
         visitor_key: &str,
-        change: impl FnOnce(&mut WidgetConversation),
-    ) -> Result<WidgetConversation, EngineError> {
-        let (mut c, _) = self.visitor_or_new(site, visitor_key).await?;
-        if c.blocked {
-            return Err(EngineError::Forbidden("this visitor is blocked"));
+        update: VisitorUpdate,
+    ) -> Result<(), EngineError> {
+        let (c, _) = self.visitor_or_new(site, visitor_key).await?;
+        let updated = !c.blocked
+            && self
+                .inner
+                .store
+                .update_visitor(&site.id, visitor_key, &update, Utc::now())
+                .await?;
+        if updated {
+            Ok(())
+        } else {
+            Err(EngineError::Forbidden("this visitor is blocked"))
         }
-        change(&mut c);
-        c.updated_at = Utc::now();
-        self.inner.store.save_widget_conversation(&c).await?;
-        Ok(c)
     }
 
     /// Saves contact details; at least an email or a phone number.
@@ -552,19 +579,13 @@ impl Engine {
         if let Some(n) = &name {
             validate::optional_text("name", n, 100)?;
         }
-        self.update_visitor(site, visitor_key, |c| {
-            if email.is_some() {
-                c.email = email;
-            }
-            if phone.is_some() {
-                c.phone = phone;
-            }
-            if name.is_some() {
-                c.name = name;
-            }
-        })
-        .await
-        .map(|_| ())
+        let update = VisitorUpdate {
+            email,
+            phone,
+            name,
+            ..VisitorUpdate::default()
+        };
+        self.update_visitor(site, visitor_key, update).await
     }
 
     pub async fn widget_rate(
@@ -576,9 +597,11 @@ impl Engine {
         if !(1..=5).contains(&score) {
             return Err(EngineError::validation("score", "must be 1 to 5"));
         }
-        self.update_visitor(site, visitor_key, |c| c.rating = Some(score))
-            .await
-            .map(|_| ())
+        let update = VisitorUpdate {
+            rating: Some(score),
+            ..VisitorUpdate::default()
+        };
+        self.update_visitor(site, visitor_key, update).await
     }
 
     pub async fn widget_rate_comment(
@@ -589,9 +612,11 @@ impl Engine {
     ) -> Result<(), EngineError> {
         validate::required_text("comment", comment, 2_000)?;
         let comment = comment.trim().to_owned();
-        self.update_visitor(site, visitor_key, |c| c.rating_comment = Some(comment))
-            .await
-            .map(|_| ())
+        let update = VisitorUpdate {
+            rating_comment: Some(comment),
+            ..VisitorUpdate::default()
+        };
+        self.update_visitor(site, visitor_key, update).await
     }
 
     /// Operator messages the visitor has not seen yet, and the mode.
@@ -600,23 +625,30 @@ impl Engine {
         site: &Site,
         visitor_key: &str,
     ) -> Result<(Vec<Message>, ConversationMode), EngineError> {
-        let Some((mut c, s)) = self.visitor(site, visitor_key).await? else {
+        let Some((c, s)) = self.visitor(site, visitor_key).await? else {
             return Ok((Vec::new(), ConversationMode::Ai));
         };
         if c.blocked {
             return Err(EngineError::Forbidden("this visitor is blocked"));
         }
-        let messages: Vec<Message> = self
+        // Filtered in the query: any number of AI messages after the mark
+        // cannot hide an operator reply.
+        let messages = self
             .inner
             .store
-            .messages_after_seq(&s.id, c.operator_read_seq, 200)
-            .await?
-            .into_iter()
-            .filter(|m| m.model == OPERATOR_MODEL && m.role == Role::Assistant)
-            .collect();
+            .messages_by_model_after(
+                &s.id,
+                Role::Assistant,
+                OPERATOR_MODEL,
+                c.operator_read_seq,
+                OPERATOR_POLL_MAX,
+            )
+            .await?;
         if let Some(last) = messages.last() {
-            c.operator_read_seq = last.seq;
-            self.inner.store.save_widget_conversation(&c).await?;
+            self.inner
+                .store
+                .advance_operator_read(&s.id, last.seq)
+                .await?;
         }
         Ok((messages, c.mode))
     }
@@ -668,37 +700,19 @@ impl Engine {
         filter: &ConversationFilter,
     ) -> Result<Vec<ConversationView>, EngineError> {
         let site = self.get_site(who, site).await?;
-        let mut out = Vec::new();
-        for (conversation, session) in self
+        let rows = self
             .inner
             .store
-            .widget_conversations(&who.org_id, &site.id, 500)
-            .await?
-        {
-            let last_message = self
-                .inner
-                .store
-                .recent_messages(&session.id, 1)
-                .await?
-                .pop();
-            let waiting = last_message.as_ref().is_some_and(|m| m.role == Role::User);
-            let keep = filter.mode.is_none_or(|m| m == conversation.mode)
-                && filter.waiting.is_none_or(|w| w == waiting)
-                && filter
-                    .rated
-                    .is_none_or(|r| r == conversation.rating.is_some())
-                && filter.has_contact.is_none_or(|h| {
-                    h == (conversation.email.is_some() || conversation.phone.is_some())
-                });
-            if keep {
-                out.push(ConversationView {
-                    conversation,
-                    session,
-                    last_message,
-                });
-            }
-        }
-        Ok(out)
+            .widget_conversations(&who.org_id, &site.id, filter, CONVERSATIONS_MAX)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(conversation, session, last_message)| ConversationView {
+                conversation,
+                session,
+                last_message,
+            })
+            .collect())
     }
 
     pub async fn conversation(
@@ -732,22 +746,40 @@ impl Engine {
         ))
     }
 
+    /// Applies an operator's change to the conversation's mode or block
+    /// (only those columns), then reads it back.
     async fn change_conversation(
         &self,
         who: &Principal,
         site: &str,
         id: &str,
-        change: impl FnOnce(&mut WidgetConversation),
+        update: OperatorUpdate,
     ) -> Result<ConversationView, EngineError> {
         who.require_admin()?;
-        let (mut view, _) = self.conversation(who, site, id).await?;
-        change(&mut view.conversation);
-        view.conversation.updated_at = Utc::now();
-        self.inner
-            .store
-            .save_widget_conversation(&view.conversation)
-            .await?;
-        Ok(view)
+        let site = self.get_site(who, site).await?;
+        let id = SessionId::parse(id).map_err(|_| EngineError::NotFound("conversation"))?;
+        let store = &self.inner.store;
+        let found = store
+            .widget_conversation_by_session(&who.org_id, &id)
+            .await?
+            .filter(|(c, _)| c.site_id == site.id);
+        if found.is_none()
+            || !store
+                .update_conversation(&who.org_id, &id, update, Utc::now())
+                .await?
+        {
+            return Err(EngineError::NotFound("conversation"));
+        }
+        let (conversation, session) = store
+            .widget_conversation_by_session(&who.org_id, &id)
+            .await?
+            .ok_or(EngineError::NotFound("conversation"))?;
+        let last_message = store.recent_messages(&session.id, 1).await?.pop();
+        Ok(ConversationView {
+            conversation,
+            session,
+            last_message,
+        })
     }
 
     /// The operator takes over: the AI stays silent.
@@ -757,7 +789,7 @@ impl Engine {
         site: &str,
         id: &str,
     ) -> Result<ConversationView, EngineError> {
-        self.change_conversation(who, site, id, |c| c.mode = ConversationMode::Operator)
+        self.change_conversation(who, site, id, mode(ConversationMode::Operator))
             .await
     }
 
@@ -767,7 +799,7 @@ impl Engine {
         site: &str,
         id: &str,
     ) -> Result<ConversationView, EngineError> {
-        self.change_conversation(who, site, id, |c| c.mode = ConversationMode::Ai)
+        self.change_conversation(who, site, id, mode(ConversationMode::Ai))
             .await
     }
 
@@ -778,8 +810,11 @@ impl Engine {
         id: &str,
         blocked: bool,
     ) -> Result<ConversationView, EngineError> {
-        self.change_conversation(who, site, id, |c| c.blocked = blocked)
-            .await
+        let update = OperatorUpdate {
+            mode: None,
+            blocked: Some(blocked),
+        };
+        self.change_conversation(who, site, id, update).await
     }
 
     /// An operator's reply (takes the conversation over if the AI had it).
@@ -792,13 +827,14 @@ impl Engine {
     ) -> Result<Message, EngineError> {
         validate::required_text("content", content, validate::USER_TEXT_MAX_CHARS)?;
         let view = self
-            .change_conversation(who, site, id, |c| c.mode = ConversationMode::Operator)
+            .change_conversation(who, site, id, mode(ConversationMode::Operator))
             .await?;
         self.store_plain(
             &view.session,
             Role::Assistant,
             content.trim(),
             OPERATOR_MODEL,
+            None,
         )
         .await
     }

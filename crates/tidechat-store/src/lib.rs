@@ -8,11 +8,14 @@
 //!   UTC `TIMESTAMP`, truncated to microseconds on write so both backends
 //!   round-trip identically; JSON-ish fields are `TEXT` holding JSON).
 //! * [`Store`] holds an enum of `diesel-async` deadpool pools, one variant
-//!   per backend. Queries are written once: the internal `with_conn!` /
-//!   `with_tx!` macros expand the same body once per backend variant with the
-//!   concrete connection type. That is why there is no generic
-//!   "any connection" trait: diesel checks every query per backend, and the
-//!   bounds a generic version needs would be larger than the queries.
+//!   per backend. The [`repo`] modules (one per aggregate) hold query
+//!   functions that take a [`repo::Conn`], so several compose in one
+//!   [`Store::transaction`] (or run on one connection with [`Store::read`]);
+//!   `Store` keeps a method per function for single calls. Queries are
+//!   written once: the body is expanded once per backend with the concrete
+//!   connection type. That is why there is no generic "any connection"
+//!   trait: diesel checks every query per backend, and the bounds a generic
+//!   version needs would be larger than the queries.
 //! * SQLite allows a single writer. Every SQLite write transaction first
 //!   takes an in-process `tokio::sync::Mutex` held by the `Store` (writers in
 //!   one process queue instead of failing with `SQLITE_BUSY`) and then opens
@@ -23,10 +26,9 @@
 //!   on it: rows of other tenants are indistinguishable from missing rows.
 
 pub mod error;
-mod knowledge;
 mod models;
 mod pool;
-mod repo;
+pub mod repo;
 pub mod schema;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -35,9 +37,13 @@ use chrono::{DateTime, Utc};
 use tidechat_domain::{ApiKeyId, MessageId, MessageStatus, OrgId, Role, SessionId, SessionStatus};
 
 pub use error::StoreError;
-pub use knowledge::{chunk_item_id, DocumentWrite, EmbeddingRecord, NewEmbedding, UsageEvent};
 pub use models::truncate_timestamp;
 pub use pool::{Backend, Store};
+pub use repo::knowledge::{
+    chunk_item_id, DocumentWrite, EmbeddingRecord, NewEmbedding, UsageEvent,
+};
+pub use repo::widget::{ConversationFilter, OperatorUpdate, VisitorUpdate};
+pub use repo::Conn;
 
 /// Keyset pagination on ids, **newest first** (ids are time-sortable):
 /// rows with `id < after_id`, ordered by id descending, at most `limit`.
@@ -119,6 +125,11 @@ pub struct NewMessage {
     /// Folds `drift_score` into the session's drift aggregate with this
     /// weight (exponentially weighted mean); `None` leaves it alone.
     pub drift_alpha: Option<f64>,
+    /// The id the client sent a user message with (unique in the session),
+    /// so a retry finds it and its reply.
+    pub client_message_id: Option<String>,
+    /// The user message a reply answers.
+    pub reply_to: Option<MessageId>,
 }
 
 /// How `Store::usage` groups billed messages.

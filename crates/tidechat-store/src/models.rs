@@ -400,6 +400,8 @@ pub(crate) struct MessageRow {
     pub first_token_ms: Option<i64>,
     pub original_content: Option<String>,
     pub citations: String,
+    pub client_message_id: Option<String>,
+    pub reply_to: Option<String>,
 }
 
 impl MessageRow {
@@ -424,7 +426,9 @@ impl MessageRow {
             api_key_id: m.api_key_id.as_ref().map(|k| k.as_str().to_owned()),
             first_token_ms: m.first_token_ms,
             original_content: m.original_content.clone(),
-            citations: crate::knowledge::citations_to_json(&m.citations),
+            citations: crate::repo::knowledge::citations_to_json(&m.citations),
+            client_message_id: m.client_message_id.clone(),
+            reply_to: m.reply_to.as_ref().map(|r| r.as_str().to_owned()),
         }
     }
 
@@ -433,7 +437,7 @@ impl MessageRow {
             Role::parse(&self.role).ok_or_else(|| corrupt("messages", &self.id, "unknown role"))?;
         let status = MessageStatus::parse(&self.status)
             .ok_or_else(|| corrupt("messages", &self.id, "unknown status"))?;
-        let citations = crate::knowledge::citations_from_json(&self.id, &self.citations)?;
+        let citations = crate::repo::knowledge::citations_from_json(&self.id, &self.citations)?;
         Ok(Message {
             id: MessageId::from_trusted(self.id),
             session_id: SessionId::from_trusted(self.session_id),

@@ -1,5 +1,4 @@
-//! Connection pools, connecting, migrations and the per-backend dispatch
-//! macros used by the repository code.
+//! Connection pools, connecting and migrations.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::StoreError;
+use crate::repo::on;
 
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 
@@ -61,78 +61,6 @@ impl std::fmt::Debug for Store {
             .finish()
     }
 }
-
-/// Runs `$body` with `$conn: &mut <concrete connection>` from the pool.
-///
-/// diesel's query types are checked per backend, so a single generic
-/// function over "some async connection" needs a large pile of trait bounds
-/// per query. Instead the body is expanded once per backend at compile time;
-/// the body's code is the same, only `$conn`'s type differs. The body may use
-/// `?` (the enclosing function returns `Result<_, StoreError>`).
-macro_rules! with_conn {
-    ($store:expr, $conn:ident => $body:expr) => {
-        match &$store.pools {
-            $crate::pool::Pools::Postgres(pool) => {
-                let mut pooled = pool.get().await?;
-                let $conn: &mut ::diesel_async::AsyncPgConnection = &mut pooled;
-                $body
-            }
-            $crate::pool::Pools::Sqlite { pool, .. } => {
-                let mut pooled = pool.get().await?;
-                let $conn: &mut $crate::pool::SqliteConn = &mut pooled;
-                $body
-            }
-        }
-    };
-}
-
-/// Runs `$body` inside a write transaction, expanded per backend like
-/// [`with_conn!`]; `$body` must evaluate to `Result<T, StoreError>` and the
-/// macro evaluates to the same type (commit on `Ok`, rollback on `Err`).
-///
-/// On SQLite the in-process writer lock is taken first and the transaction
-/// starts with `BEGIN IMMEDIATE`, so the write lock is acquired up front
-/// and `busy_timeout` applies against other processes (a deferred
-/// transaction that reads first can fail with `SQLITE_BUSY` when it later
-/// upgrades to write). Bodies still issue their write first where possible
-/// (PostgreSQL row locks, then reads see the updated row).
-///
-/// If the returned future is dropped mid-transaction (client gone, timeout),
-/// [`DetachOnCancel`] closes the connection instead of returning it to the
-/// pool with the transaction — and its locks — still open. (The guard is
-/// dropped before the SQLite writer lock, which is declared first.)
-macro_rules! with_tx {
-    ($store:expr, $conn:ident => $body:expr) => {
-        match &$store.pools {
-            $crate::pool::Pools::Postgres(pool) => {
-                let mut guard = $crate::pool::DetachOnCancel::new(pool.get().await?);
-                let result = ::diesel_async::AsyncConnection::transaction(
-                    guard.conn(),
-                    async move |$conn: &mut ::diesel_async::AsyncPgConnection| -> Result<_, $crate::error::StoreError> {
-                        $body
-                    },
-                )
-                .await;
-                guard.finished();
-                result
-            }
-            $crate::pool::Pools::Sqlite { pool, write_lock } => {
-                let _writer = write_lock.lock().await;
-                let mut guard = $crate::pool::DetachOnCancel::new(pool.get().await?);
-                let result = guard.conn().immediate_transaction(
-                    async move |$conn: &mut $crate::pool::SqliteConn| -> Result<_, $crate::error::StoreError> {
-                        $body
-                    },
-                )
-                .await;
-                guard.finished();
-                result
-            }
-        }
-    };
-}
-
-pub(crate) use {with_conn, with_tx};
 
 /// Holds a pooled connection during a transaction. Dropped before
 /// [`finished`](Self::finished) was called — i.e. the transaction future was
@@ -270,19 +198,25 @@ impl Store {
 
     /// `SELECT 1` on a pooled connection.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        with_conn!(self, conn => {
-            diesel::sql_query("SELECT 1").execute(conn).await?;
-            Ok(())
+        self.read(async |c| {
+            on!(c, conn => {
+                diesel::sql_query("SELECT 1").execute(conn).await?;
+                Ok(())
+            })
         })
+        .await
     }
 
     /// Raw SQL for tests (feature `test-support`).
     #[cfg(feature = "test-support")]
     pub(crate) async fn execute_sql(&self, sql: &str) -> Result<(), StoreError> {
-        with_conn!(self, conn => {
-            diesel::sql_query(sql).execute(conn).await?;
-            Ok(())
+        self.read(async |c| {
+            on!(c, conn => {
+                diesel::sql_query(sql).execute(conn).await?;
+                Ok(())
+            })
         })
+        .await
     }
 
     /// Applies pending migrations. Idempotent, and safe when several

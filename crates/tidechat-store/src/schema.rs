@@ -221,6 +221,8 @@ diesel::table! {
         first_token_ms -> Nullable<BigInt>,
         original_content -> Nullable<Text>,
         citations -> Text,
+        client_message_id -> Nullable<Text>,
+        reply_to -> Nullable<Text>,
     }
 }
 

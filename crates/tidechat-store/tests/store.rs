@@ -131,8 +131,18 @@ async fn tenant(store: &Store, name: &str) -> Tenant {
         revoked_at: None,
     };
     let key_hash = format!("hash-{}", key.id);
+    // The persona is the workspace's default; all four in one transaction.
+    let stored_ws = Workspace {
+        default_persona_id: Some(p.id.clone()),
+        ..ws.clone()
+    };
     store
-        .create_org_bundle(&org, &ws, &p, &key, &key_hash)
+        .transaction(async |c| {
+            repo::orgs::insert_org(c, &org).await?;
+            repo::orgs::insert_workspace(c, &stored_ws).await?;
+            repo::personas::insert_persona(c, &p).await?;
+            repo::keys::insert_api_key(c, &key, &key_hash).await
+        })
         .await
         .unwrap();
     Tenant {
@@ -205,6 +215,8 @@ fn new_message(s: &Session, content: &str, billed: bool, at: DateTime<Utc>) -> N
         ],
         moderation: Vec::new(),
         drift_alpha: None,
+        client_message_id: None,
+        reply_to: None,
     }
 }
 

@@ -250,6 +250,7 @@ pub async fn send_message(
         memory_digest: body.memory_digest,
         extra_guardrails: body.extra_guardrails,
         offer_handoff: false,
+        client_message_id: None,
     };
     // A stream holds one of the organization's concurrent-stream slots.
     let slot = if stream {

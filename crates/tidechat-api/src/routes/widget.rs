@@ -59,7 +59,12 @@ pub async fn site_cors(
     }
     let granted = res.request().extensions().get::<SiteOrigins>().cloned();
     if let (Some(origin), Some(SiteOrigins(allowed))) = (origin, granted) {
-        if allowed.iter().any(|o| o.as_bytes() == origin.as_bytes()) {
+        // Scheme and host compare case-insensitively; the grant echoes the
+        // browser's own spelling.
+        if allowed
+            .iter()
+            .any(|o| o.as_bytes().eq_ignore_ascii_case(origin.as_bytes()))
+        {
             res.headers_mut().insert(
                 HeaderName::from_static("access-control-allow-origin"),
                 origin,

@@ -37,6 +37,7 @@ mod moderation;
 mod support;
 mod surfaces;
 mod widget;
+mod widget_state;
 
 use std::time::Duration;
 

@@ -15,9 +15,9 @@ backends!(
     contact_updates_are_rate_limited,
 );
 
-const ORIGIN: &str = "https://shop.example";
+pub(crate) const ORIGIN: &str = "https://shop.example";
 
-async fn site(app: &TestApp) -> (String, String) {
+pub(crate) async fn site(app: &TestApp) -> (String, String) {
     let (status, site) = app
         .post(
             "/v1/sites",
@@ -32,7 +32,7 @@ async fn site(app: &TestApp) -> (String, String) {
     (site["siteId"].as_str().unwrap().to_owned(), key)
 }
 
-async fn send(
+pub(crate) async fn send(
     app: &TestApp,
     key: &str,
     visitor: &str,
@@ -54,7 +54,7 @@ async fn send(
     (status, sse_data(&text))
 }
 
-fn chunks(events: &[Value]) -> String {
+pub(crate) fn chunks(events: &[Value]) -> String {
     events
         .iter()
         .filter(|e| e["type"] == "chunk")
@@ -62,12 +62,12 @@ fn chunks(events: &[Value]) -> String {
         .collect()
 }
 
-async fn public(app: &TestApp, path: &str) -> (u16, Value) {
+pub(crate) async fn public(app: &TestApp, path: &str) -> (u16, Value) {
     let res = app.client.get(app.url(path)).send().await.unwrap();
     (res.status().as_u16(), res.json().await.unwrap())
 }
 
-async fn public_post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn public_post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
     let res = app
         .client
         .post(app.url(path))
