@@ -402,7 +402,24 @@ impl Engine {
             client_message_id: message_id.map(str::to_owned),
             ..TurnRequest::default()
         };
-        let turn = self.start_turn(&who, session.id.as_str(), request).await?;
+        let turn = match self.start_turn(&who, session.id.as_str(), request).await {
+            Ok(turn) => turn,
+            Err(refused) => {
+                // Nothing was answered: a retry with the same id must run
+                // again instead of waiting for a reply that never comes.
+                if let Some(id) = message_id {
+                    if let Err(e) = self
+                        .inner
+                        .store
+                        .release_client_message_id(&session.id, id)
+                        .await
+                    {
+                        tracing::warn!(error = ?e, "could not release a refused message id");
+                    }
+                }
+                return Err(refused);
+            }
+        };
         Ok(WidgetSend::Reply {
             turn,
             conversation: session.id,

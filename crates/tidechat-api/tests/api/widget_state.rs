@@ -11,6 +11,7 @@ use crate::support::TestApp;
 use crate::widget::{chunks, public, public_post, send, site};
 
 backends!(
+    a_refused_attempt_does_not_hold_its_message_id,
     operator_changes_and_visitor_updates_both_survive_a_race,
     operator_replies_arrive_after_many_ai_messages,
     a_retry_racing_its_first_attempt_gets_that_attempts_reply,
@@ -484,4 +485,31 @@ async fn conversation_list_filters_before_its_limit(app: TestApp) {
     );
     let (_, all) = app.get(&format!("/v1/sites/{site_id}/conversations")).await;
     assert_eq!(all["items"].as_array().unwrap().len(), 500, "at most 500");
+}
+
+/// A first attempt refused before anything was answered (the quota is
+/// spent) gives its message id back: the retry is answered at once instead
+/// of waiting for a reply that never comes.
+async fn a_refused_attempt_does_not_hold_its_message_id(app: TestApp) {
+    let (_, key) = crate::widget::site(&app).await;
+    let (status, _) = app.put("/v1/limits", json!({"monthlyTokens": 1})).await;
+    assert_eq!(status, 200);
+    let (status, _) = send(&app, &key, "sess_quota", "Do you offer refunds?", "q0").await;
+    assert_eq!(status, 200, "the first reply spends the quota");
+    let (status, body) = send(&app, &key, "sess_quota", "And shipping?", "q1").await;
+    assert_eq!(status, 429, "{body:?}");
+    assert_eq!(body[0]["error"], "quota_exceeded");
+    let (status, _) = app.put("/v1/limits", json!({})).await;
+    assert_eq!(status, 200);
+    let started = std::time::Instant::now();
+    let (status, events) = send(&app, &key, "sess_quota", "And shipping?", "q1").await;
+    assert_eq!(status, 200, "{events:?}");
+    assert!(!crate::widget::chunks(&events).is_empty(), "{events:?}");
+    assert!(
+        events.iter().all(|e| e["meta"]["replayed"] != true),
+        "{events:?}"
+    );
+    // Not the 20 s replay wait (a generous bound: this is a correctness
+    // check, not a timing target).
+    assert!(started.elapsed() < Duration::from_secs(15));
 }

@@ -395,6 +395,26 @@ pub async fn claim_client_message_id(
     Ok(inserted == 1)
 }
 
+/// Gives a claimed client message id back (the attempt that claimed it
+/// was refused before anything was answered), so that a retry runs again.
+pub async fn release_client_message_id(
+    c: &mut Conn<'_>,
+    session: &SessionId,
+    id: &str,
+) -> Result<(), StoreError> {
+    let (sid, mid) = (session.as_str().to_owned(), id.to_owned());
+    on!(c, conn => scope(async {
+        diesel::delete(
+            widget_message_ids::table
+                .filter(widget_message_ids::session_id.eq(&sid))
+                .filter(widget_message_ids::client_message_id.eq(&mid)),
+        )
+        .execute(conn)
+        .await?;
+        Ok(())
+    }).await)
+}
+
 pub async fn insert_proactive(
     c: &mut Conn<'_>,
     p: &tidechat_domain::ProactiveMessage,
@@ -569,6 +589,15 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         self.transaction(async move |c| claim_client_message_id(c, session, id, at).await)
+            .await
+    }
+
+    pub async fn release_client_message_id(
+        &self,
+        session: &SessionId,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        self.transaction(async move |c| release_client_message_id(c, session, id).await)
             .await
     }
 
