@@ -8,7 +8,7 @@
 //! | [`Auth`] | `/v1` | API key or session token |
 //! | [`AdminAuth`] | `/v1` management | API key with scope `admin` |
 //! | [`KeyAuth<S>`] | FAQ chat, chats REST | API key (never a session token), in `S`'s error shape |
-//! | [`crate::routes::widget::SiteCall`] | widget | site key + the visitor's session id (no secret) |
+//! | [`crate::site::SiteCall`] | widget | site key + the visitor's session id (no secret) |
 //! | [`ws_principal`] | WebSocket | API key or one-time ticket in the URL |
 
 use std::future::Future;

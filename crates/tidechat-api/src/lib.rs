@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod routes;
+pub mod site;
 pub mod sse;
 pub mod state;
 pub mod ws;
@@ -191,7 +192,7 @@ pub async fn server(
                     &ApiError::not_found("no such endpoint; see /openapi.json"),
                 )
             }))
-            .wrap(from_fn(routes::widget::site_cors))
+            .wrap(from_fn(site::site_cors))
             .wrap(from_fn(error_envelope))
             .wrap(from_fn(request_id))
     })
