@@ -161,6 +161,9 @@ impl Engine {
                 EngineError::validation("status", "must be one of active, ended, archived")
             })?),
         };
+        if let Some(user_id) = &query.user_id {
+            validate::optional_text("userId", user_id, validate::USER_ID_MAX_CHARS)?;
+        }
         let limit = query.page.limit()?;
         let page = PageRequest {
             limit: limit + 1,

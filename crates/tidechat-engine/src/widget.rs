@@ -229,6 +229,12 @@ impl Engine {
 
     /// The site of a public key; unknown keys are not found.
     pub async fn site_for_key(&self, site_key: &str) -> Result<Site, EngineError> {
+        if site_key.chars().any(char::is_control) {
+            return Err(EngineError::validation(
+                "site_key",
+                "must not contain control characters",
+            ));
+        }
         if site_key.is_empty() || site_key.len() > 100 {
             return Err(EngineError::UnknownSite);
         }
@@ -575,7 +581,7 @@ impl Engine {
                 && e.split_once('@').is_some_and(|(l, d)| {
                     !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
                 })
-                && !e.contains(char::is_whitespace);
+                && !e.contains(|c: char| c.is_whitespace() || c.is_control());
             if !valid {
                 return Err(EngineError::validation("email", "is not an email address"));
             }

@@ -30,6 +30,7 @@ macro_rules! backends {
 }
 
 mod chats;
+mod hardening;
 mod knowledge;
 mod limits;
 mod llm;
