@@ -153,6 +153,11 @@ struct ServeArgs {
     /// Where widget image uploads are stored.
     #[arg(long, env = "TIDECHAT_UPLOAD_DIR", default_value = "./data/uploads")]
     upload_dir: PathBuf,
+    /// The address clients reach this server at (e.g. `https://chat.example.com`),
+    /// for links it hands out (uploaded images); default: the listen address.
+    /// Request headers (`Host`, `X-Forwarded-Host`) are never used for links.
+    #[arg(long, env = "TIDECHAT_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Store widget uploads in this S3-compatible bucket (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
     #[arg(long, env = "TIDECHAT_UPLOAD_S3_BUCKET")]
     upload_s3_bucket: Option<String>,
@@ -541,6 +546,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
         limiter: Some(limiter),
         ws_messages_per_second: args.ws_messages_per_second,
         upload_dir: args.upload_dir.clone(),
+        public_url: args.public_url.clone(),
         upload_s3: args
             .upload_s3_bucket
             .clone()

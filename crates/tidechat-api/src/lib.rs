@@ -49,6 +49,11 @@ pub struct ServerOptions {
     pub upload_dir: std::path::PathBuf,
     /// Store uploads in this S3-compatible bucket instead.
     pub upload_s3: Option<S3Uploads>,
+    /// The address clients reach this server at (`https://chat.example.com`),
+    /// for the links it hands out (uploaded images). Never taken from a
+    /// request's `Host` or `X-Forwarded-*` headers; without it, the address
+    /// the server listens on.
+    pub public_url: Option<String>,
 }
 
 /// An S3-compatible bucket for widget uploads. Credentials come from the
@@ -106,6 +111,7 @@ impl Default for ServerOptions {
             ws_messages_per_second: 10,
             upload_dir: std::path::PathBuf::from("./data/uploads"),
             upload_s3: None,
+            public_url: None,
         }
     }
 }
@@ -173,7 +179,20 @@ pub async fn server(
     let ws_limiter = tidechat_limits::Limiter::new(tidechat_limits::Backend::InProcess)
         .await
         .map_err(|e| std::io::Error::other(format!("rate limiter: {e}")))?;
-    let state = web::Data::new(AppState::new(
+    let public_url = match &options.public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let mut addr = listener.local_addr()?;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(match addr {
+                    std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            format!("http://{addr}")
+        }
+    };
+    let mut app_state = AppState::new(
         engine,
         runtime,
         options.keep_alive,
@@ -181,7 +200,9 @@ pub async fn server(
         ws_limiter,
         options.ws_messages_per_second,
         uploads,
-    ));
+    );
+    app_state.public_url = public_url;
+    let state = web::Data::new(app_state);
     let body_limit = options.body_limit;
     let server = HttpServer::new(move || {
         App::new()

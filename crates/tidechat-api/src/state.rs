@@ -24,6 +24,8 @@ pub struct AppState {
     pub ws_messages_per_second: u32,
     /// Where widget image uploads are kept (local disk or S3).
     pub uploads: std::sync::Arc<dyn object_store::ObjectStore>,
+    /// The base of links this server hands out (no trailing slash).
+    pub public_url: String,
 }
 
 fn limit_store_unavailable() -> ApiError {
@@ -52,6 +54,7 @@ impl AppState {
             ws_limiter,
             ws_messages_per_second,
             uploads,
+            public_url: String::new(),
         }
     }
 

@@ -407,8 +407,8 @@ pub async fn upload_image(
             "the image could not be stored; retry",
         ));
     }
-    let info = req.connection_info();
-    let url = format!("{}://{}/uploads/{name}", info.scheme(), info.host());
+    // From configuration, never from the request's Host / X-Forwarded-*.
+    let url = format!("{}/uploads/{name}", state.public_url);
     Ok(ok(json!({"success": true, "url": url})))
 }
 

@@ -5,7 +5,10 @@ use serde_json::{json, Value};
 
 use crate::support::TestApp;
 
-backends!(nul_characters_are_refused_in_the_surface_shape);
+backends!(
+    nul_characters_are_refused_in_the_surface_shape,
+    upload_links_ignore_the_host_header,
+);
 
 /// PostgreSQL cannot store NUL in text: before this, these inputs were 500s
 /// there (and accepted on SQLite).
@@ -67,4 +70,36 @@ async fn nul_characters_are_refused_in_the_surface_shape(app: TestApp) {
     );
     let (status, _) = app.get("/v1/chat/sessions?userId=ux").await;
     assert_eq!(status, 200);
+}
+
+/// The upload link comes from configuration (here: the listen address),
+/// never from the request's `Host` or `X-Forwarded-Host`.
+async fn upload_links_ignore_the_host_header(app: TestApp) {
+    let (_, key) = crate::widget::site(&app).await;
+    let mut png = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+    png.extend_from_slice(&[0u8; 64]);
+    let form = reqwest::multipart::Form::new()
+        .text("site_key", key)
+        .text("session_id", "v-host".to_owned())
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(png).file_name("a.png"),
+        );
+    let res = app
+        .client
+        .post(app.url("/api/v1/chat/upload-image"))
+        .header("host", "evil.example")
+        .header("x-forwarded-host", "evil.example")
+        .header("forwarded", "host=evil.example;proto=https")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let url = body["url"].as_str().unwrap();
+    assert!(!url.contains("evil"), "{url}");
+    assert!(url.starts_with(&app.base), "{url} vs {}", app.base);
+    let served = app.client.get(url).send().await.unwrap();
+    assert_eq!(served.status(), 200);
 }
