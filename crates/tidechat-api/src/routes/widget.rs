@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tidechat_domain::{ConversationMode, Message, Role, SessionId};
+use tidechat_domain::{ConversationMode, Message, Role, SessionId, Site};
 use tidechat_engine::{TurnEvent, WidgetSend, OPERATOR_MODEL};
 
 use crate::driver::{frames, sse_response, stream_turn, Step, TurnEncoder};
@@ -21,6 +21,11 @@ use crate::state::AppState;
 
 /// Largest image accepted.
 pub const UPLOAD_MAX_BYTES: usize = 5 * 1024 * 1024;
+/// Largest `site_key` / `session_id` form field.
+const UPLOAD_TEXT_FIELD_MAX_BYTES: usize = 512;
+/// Largest whole upload form: the image plus room for the other fields and
+/// the multipart framing.
+pub const UPLOAD_FORM_MAX_BYTES: usize = UPLOAD_MAX_BYTES + 64 * 1024;
 /// The widget script.
 const WIDGET_JS: &str = include_str!("../../assets/widget.js");
 
@@ -319,48 +324,78 @@ pub async fn upload_image(
     req: HttpRequest,
     mut form: Multipart,
 ) -> Result<HttpResponse> {
-    let mut site_key = String::new();
+    // The whole form is bounded (the image plus a little for the other
+    // fields and the multipart framing), not only each field: reading stops
+    // at the bound. The site key is checked, and the client's upload rate
+    // counted, as soon as its field has arrived (the widget sends it first),
+    // before the image is read.
+    let mut site: Option<Site> = None;
     let mut visitor = String::new();
     let mut image: Option<Vec<u8>> = None;
+    let mut total = 0usize;
     let mut too_large = false;
     let mut bad_form = false;
-    while let Some(field) = form.next().await {
+    'fields: while let Some(field) = form.next().await {
         let Ok(mut field) = field else {
             bad_form = true;
             break;
         };
         let name = field.name().unwrap_or_default().to_owned();
+        // Fields other than these three are read past, never kept.
+        let keep = match name.as_str() {
+            "image" => UPLOAD_MAX_BYTES,
+            "site_key" | "session_id" => UPLOAD_TEXT_FIELD_MAX_BYTES,
+            _ => 0,
+        };
         let mut data = Vec::new();
         while let Some(chunk) = field.next().await {
             let Ok(chunk) = chunk else {
                 bad_form = true;
-                break;
+                break 'fields;
             };
-            if data.len() + chunk.len() > UPLOAD_MAX_BYTES {
+            total += chunk.len();
+            if total > UPLOAD_FORM_MAX_BYTES || (name == "image" && data.len() + chunk.len() > keep)
+            {
                 too_large = true;
-                break;
+                break 'fields;
+            }
+            if data.len() + chunk.len() > keep {
+                if keep > 0 {
+                    return Err(invalid(format!("`{name}` is too long")));
+                }
+                continue;
             }
             data.extend_from_slice(&chunk);
         }
-        if too_large || bad_form {
-            break;
-        }
         match name.as_str() {
-            "site_key" => site_key = String::from_utf8_lossy(&data).trim().to_owned(),
+            "site_key" => {
+                let key = String::from_utf8_lossy(&data).trim().to_owned();
+                let found = resolve_site(&state, &req, key).await?;
+                state
+                    .check_visitor_rate(&req, &found.id, "upload", 10)
+                    .await?;
+                site = Some(found);
+            }
             "session_id" => visitor = String::from_utf8_lossy(&data).trim().to_owned(),
             "image" => image = Some(data),
             _ => {}
         }
     }
-    if bad_form {
+    if bad_form && site.is_none() {
         return Err(invalid("send multipart/form-data"));
     }
-    let site = resolve_site(&state, &req, site_key).await?;
+    let site = match site {
+        Some(site) => site,
+        None => resolve_site(&state, &req, String::new()).await?,
+    };
     if too_large {
         return Err(Failure::new(
             ErrorKind::PayloadTooLarge,
             format!("images are at most {} MiB", UPLOAD_MAX_BYTES / 1024 / 1024),
         ));
+    }
+    if bad_form {
+        return Err(invalid("send multipart/form-data"));
     }
     let blocked = {
         let (site, visitor) = (site.clone(), visitor.clone());
@@ -377,9 +412,6 @@ pub async fn upload_image(
     if visitor.is_empty() {
         return Err(invalid("`session_id` is required"));
     }
-    state
-        .check_visitor_rate(&req, &site.id, "upload", 10)
-        .await?;
     let image = image.ok_or_else(|| invalid("the `image` field is required"))?;
     let ext = sniff_image(&image).ok_or_else(|| {
         Failure::new(

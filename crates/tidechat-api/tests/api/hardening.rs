@@ -8,6 +8,7 @@ use crate::support::TestApp;
 backends!(
     nul_characters_are_refused_in_the_surface_shape,
     upload_links_ignore_the_host_header,
+    uploads_are_bounded_as_a_whole,
 );
 
 /// PostgreSQL cannot store NUL in text: before this, these inputs were 500s
@@ -102,4 +103,70 @@ async fn upload_links_ignore_the_host_header(app: TestApp) {
     assert!(url.starts_with(&app.base), "{url} vs {}", app.base);
     let served = app.client.get(url).send().await.unwrap();
     assert_eq!(served.status(), 200);
+}
+
+/// The whole upload form is bounded, not each field: many large extra
+/// fields (or several images) are refused with 413 once the form passes the
+/// bound, instead of being read to the end.
+async fn uploads_are_bounded_as_a_whole(app: TestApp) {
+    let (_, key) = crate::widget::site(&app).await;
+    let mut png = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+    png.extend_from_slice(&[0u8; 64]);
+    let send = |form: reqwest::multipart::Form| {
+        app.client
+            .post(app.url("/api/v1/chat/upload-image"))
+            .multipart(form)
+            .send()
+    };
+    // Four 2 MiB extra fields around a small valid image.
+    let mut form = reqwest::multipart::Form::new()
+        .text("site_key", key.clone())
+        .text("session_id", "v-big".to_owned());
+    for i in 0..4 {
+        form = form.text(format!("junk{i}"), "x".repeat(2 * 1024 * 1024));
+    }
+    let form = form.part(
+        "image",
+        reqwest::multipart::Part::bytes(png.clone()).file_name("a.png"),
+    );
+    let res = send(form).await.unwrap();
+    assert_eq!(res.status(), 413);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "file_too_large", "{body}");
+    // Two 4 MiB images: each under the image limit, together over the form's.
+    let mut big = png.clone();
+    big.resize(4 * 1024 * 1024, 0);
+    let form = reqwest::multipart::Form::new()
+        .text("site_key", key.clone())
+        .text("session_id", "v-big".to_owned())
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(big.clone()).file_name("a.png"),
+        )
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(big).file_name("b.png"),
+        );
+    let res = send(form).await.unwrap();
+    assert_eq!(res.status(), 413);
+    // An unknown site key is refused before the image is read.
+    let form = reqwest::multipart::Form::new()
+        .text("site_key", "sk_nope".to_owned())
+        .text("session_id", "v-big".to_owned())
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(png.clone()).file_name("a.png"),
+        );
+    let res = send(form).await.unwrap();
+    assert_eq!(res.status(), 404);
+    // A normal upload still works.
+    let form = reqwest::multipart::Form::new()
+        .text("site_key", key)
+        .text("session_id", "v-big".to_owned())
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(png).file_name("a.png"),
+        );
+    let res = send(form).await.unwrap();
+    assert_eq!(res.status(), 200);
 }
