@@ -20,6 +20,9 @@ use crate::state::AppState;
 
 type Result<T> = std::result::Result<T, Failure<Widget>>;
 
+/// New visitor conversations per client address and site per minute.
+pub const NEW_CONVERSATIONS_PER_MINUTE: u32 = 10;
+
 fn invalid(message: impl Into<String>) -> Failure<Widget> {
     Failure::new(ErrorKind::Validation, message)
 }
@@ -87,6 +90,38 @@ impl SiteCall {
         self.field(name)
             .filter(|v| !v.trim().is_empty())
             .ok_or_else(|| invalid(format!("`{name}` is required")))
+    }
+
+    /// Counts this call against the client address's abuse limits on the
+    /// site: `per_minute` calls of this kind (`what`), and, when the call
+    /// would create the visitor's conversation (every state-changing widget
+    /// endpoint does for a new `session_id`), the 10 new conversations per
+    /// minute. Call it before any state is written.
+    pub async fn admit(
+        &self,
+        state: &AppState,
+        req: &HttpRequest,
+        what: &str,
+        per_minute: u32,
+    ) -> Result<()> {
+        state
+            .check_visitor_rate(req, &self.site.id, what, per_minute)
+            .await?;
+        let (site, visitor) = (self.site.clone(), self.visitor());
+        let known = state
+            .run(move |e| async move { e.visitor(&site, &visitor).await })
+            .await?;
+        if known.is_none() {
+            state
+                .check_visitor_rate(
+                    req,
+                    &self.site.id,
+                    "conversation",
+                    NEW_CONVERSATIONS_PER_MINUTE,
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// The visitor's own id (`session_id`), as given (may be empty).

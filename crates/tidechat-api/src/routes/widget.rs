@@ -72,21 +72,8 @@ pub async fn stream(
     let message = call.required("message")?;
     let lang = call.field("lang");
     let message_id = call.field("message_id");
+    call.admit(&state, &req, "message", 30).await?;
     let site = call.site;
-    state
-        .check_visitor_rate(&req, &site.id, "message", 30)
-        .await?;
-    let known = {
-        let (site, visitor) = (site.clone(), visitor.clone());
-        state
-            .run(move |e| async move { e.visitor(&site, &visitor).await })
-            .await?
-    };
-    if known.is_none() {
-        state
-            .check_visitor_rate(&req, &site.id, "conversation", 10)
-            .await?;
-    }
     let sent = state
         .run(move |e| async move {
             e.widget_send(
@@ -219,9 +206,7 @@ async fn contact_like(
     email_only: bool,
 ) -> Result<HttpResponse> {
     let visitor = call.required("session_id")?;
-    state
-        .check_visitor_rate(&req, &call.site.id, "contact", 10)
-        .await?;
+    call.admit(&state, &req, "contact", 10).await?;
     let (email, phone, name) = if email_only {
         (Some(call.required("email")?), None, None)
     } else {
@@ -279,12 +264,17 @@ pub async fn pending_proactive(state: web::Data<AppState>, call: SiteCall) -> Re
 }
 
 /// `POST /api/v1/chat/rate` `{site_key, session_id, score}`
-pub async fn rate(state: web::Data<AppState>, call: SiteCall) -> Result<HttpResponse> {
+pub async fn rate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    call: SiteCall,
+) -> Result<HttpResponse> {
     let visitor = call.required("session_id")?;
     let score = call
         .value("score")
         .and_then(Value::as_i64)
         .ok_or_else(|| invalid("`score` (1–5) is required"))?;
+    call.admit(&state, &req, "rating", 30).await?;
     let site = call.site;
     state
         .run(move |e| async move { e.widget_rate(&site, &visitor, score).await })
@@ -293,9 +283,14 @@ pub async fn rate(state: web::Data<AppState>, call: SiteCall) -> Result<HttpResp
 }
 
 /// `POST /api/v1/chat/rate/comment` `{site_key, session_id, comment}`
-pub async fn rate_comment(state: web::Data<AppState>, call: SiteCall) -> Result<HttpResponse> {
+pub async fn rate_comment(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    call: SiteCall,
+) -> Result<HttpResponse> {
     let visitor = call.required("session_id")?;
     let comment = call.required("comment")?;
+    call.admit(&state, &req, "comment", 30).await?;
     let site = call.site;
     state
         .run(move |e| async move { e.widget_rate_comment(&site, &visitor, &comment).await })

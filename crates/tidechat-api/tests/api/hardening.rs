@@ -9,6 +9,7 @@ backends!(
     nul_characters_are_refused_in_the_surface_shape,
     upload_links_ignore_the_host_header,
     uploads_are_bounded_as_a_whole,
+    ratings_cannot_mass_create_conversations,
 );
 
 /// PostgreSQL cannot store NUL in text: before this, these inputs were 500s
@@ -169,4 +170,45 @@ async fn uploads_are_bounded_as_a_whole(app: TestApp) {
         );
     let res = send(form).await.unwrap();
     assert_eq!(res.status(), 200);
+}
+
+/// `/rate` and `/rate/comment` create a conversation for a new visitor id:
+/// they count against the 10 new conversations per minute per address.
+async fn ratings_cannot_mass_create_conversations(app: TestApp) {
+    let (site_id, key) = crate::widget::site(&app).await;
+    let mut created = 0;
+    let mut refused = 0;
+    for i in 0..14 {
+        let (path, body) = if i % 2 == 0 {
+            (
+                "/api/v1/chat/rate",
+                json!({"site_key": key, "session_id": format!("v-r{i}"), "score": 5}),
+            )
+        } else {
+            (
+                "/api/v1/chat/rate/comment",
+                json!({"site_key": key, "session_id": format!("v-r{i}"), "comment": "ok"}),
+            )
+        };
+        let res = app
+            .client
+            .post(app.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        match res.status().as_u16() {
+            200 => created += 1,
+            429 => {
+                assert!(res.headers().get("retry-after").is_some());
+                let body: Value = res.json().await.unwrap();
+                assert_eq!(body["error"], "rate_limited", "{body}");
+                refused += 1;
+            }
+            other => panic!("{path}: {other}"),
+        }
+    }
+    assert_eq!((created, refused), (10, 4));
+    let (_, list) = app.get(&format!("/v1/sites/{site_id}/conversations")).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 10, "{list}");
 }
