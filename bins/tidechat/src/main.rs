@@ -158,6 +158,11 @@ struct ServeArgs {
     /// Request headers (`Host`, `X-Forwarded-Host`) are never used for links.
     #[arg(long, env = "TIDECHAT_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose
+    /// `X-Forwarded-For` is believed for the client address; without it the
+    /// TCP peer is the client and `X-Forwarded-For` is ignored.
+    #[arg(long, env = "TIDECHAT_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
+    trusted_proxies: Vec<tidechat_api::IpNet>,
     /// Store widget uploads in this S3-compatible bucket (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
     #[arg(long, env = "TIDECHAT_UPLOAD_S3_BUCKET")]
     upload_s3_bucket: Option<String>,
@@ -547,6 +552,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
         ws_messages_per_second: args.ws_messages_per_second,
         upload_dir: args.upload_dir.clone(),
         public_url: args.public_url.clone(),
+        trusted_proxies: args.trusted_proxies.clone(),
         upload_s3: args
             .upload_s3_bucket
             .clone()
@@ -570,4 +576,17 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
     engine.shutdown(grace).await;
     tracing::info!("bye");
     Ok(())
+}
+
+/// A trusted proxy: an address (`10.0.0.5`) or a range (`10.0.0.0/8`).
+fn parse_proxy(value: &str) -> std::result::Result<tidechat_api::IpNet, String> {
+    let value = value.trim();
+    value
+        .parse::<tidechat_api::IpNet>()
+        .or_else(|_| {
+            value
+                .parse::<std::net::IpAddr>()
+                .map(tidechat_api::IpNet::from)
+        })
+        .map_err(|_| format!("`{value}` is not an IP address or CIDR range"))
 }

@@ -29,6 +29,7 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::error::ApiError;
 pub use crate::state::AppState;
+pub use ipnet::IpNet;
 
 /// Largest accepted request body (FAQ imports are the big ones).
 pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
@@ -54,6 +55,9 @@ pub struct ServerOptions {
     /// request's `Host` or `X-Forwarded-*` headers; without it, the address
     /// the server listens on.
     pub public_url: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed for the client
+    /// address (abuse limits, logs). Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// An S3-compatible bucket for widget uploads. Credentials come from the
@@ -112,6 +116,7 @@ impl Default for ServerOptions {
             upload_dir: std::path::PathBuf::from("./data/uploads"),
             upload_s3: None,
             public_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -202,6 +207,7 @@ pub async fn server(
         uploads,
     );
     app_state.public_url = public_url;
+    app_state.trusted_proxies = options.trusted_proxies;
     let state = web::Data::new(app_state);
     let body_limit = options.body_limit;
     let server = HttpServer::new(move || {

@@ -26,6 +26,8 @@ pub struct AppState {
     pub uploads: std::sync::Arc<dyn object_store::ObjectStore>,
     /// The base of links this server hands out (no trailing slash).
     pub public_url: String,
+    /// Proxies whose `X-Forwarded-For` is believed (see [`Self::client_ip`]).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 fn limit_store_unavailable() -> ApiError {
@@ -55,6 +57,7 @@ impl AppState {
             ws_messages_per_second,
             uploads,
             public_url: String::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -105,6 +108,32 @@ impl AppState {
     /// Counts a public (widget) request per site and client address, for
     /// abuse limits: `what` names the bucket (message, conversation, upload,
     /// contact).
+    /// The client's address: the TCP peer, unless the peer is a trusted
+    /// proxy; then the right-most `X-Forwarded-For` entry that is not itself
+    /// a trusted proxy (entries left of it could be written by the client).
+    pub fn client_ip(&self, req: &HttpRequest) -> Option<std::net::IpAddr> {
+        let peer = req.peer_addr()?.ip();
+        let trusted = |ip: &std::net::IpAddr| self.trusted_proxies.iter().any(|n| n.contains(ip));
+        if !trusted(&peer) {
+            return Some(peer);
+        }
+        let forwarded: Vec<&str> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .collect();
+        // From the right: each trusted hop vouches for the entry left of it.
+        for entry in forwarded.into_iter().rev() {
+            match entry.trim().parse::<std::net::IpAddr>() {
+                Ok(ip) if trusted(&ip) => continue,
+                Ok(ip) => return Some(ip),
+                Err(_) => break,
+            }
+        }
+        Some(peer)
+    }
+
     pub async fn check_visitor_rate(
         &self,
         req: &HttpRequest,
@@ -112,10 +141,9 @@ impl AppState {
         what: &str,
         per_minute: u32,
     ) -> Result<(), ApiError> {
-        let ip = req
-            .peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_else(|| "unknown".to_owned());
+        let ip = self
+            .client_ip(req)
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
         let decision = self
             .limiter
             .check_rate(

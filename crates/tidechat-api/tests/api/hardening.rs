@@ -10,6 +10,7 @@ backends!(
     upload_links_ignore_the_host_header,
     uploads_are_bounded_as_a_whole,
     ratings_cannot_mass_create_conversations,
+    client_addresses_come_from_trusted_proxies_only,
 );
 
 /// PostgreSQL cannot store NUL in text: before this, these inputs were 500s
@@ -211,4 +212,59 @@ async fn ratings_cannot_mass_create_conversations(app: TestApp) {
     assert_eq!((created, refused), (10, 4));
     let (_, list) = app.get(&format!("/v1/sites/{site_id}/conversations")).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 10, "{list}");
+}
+
+async fn rate_as(app: &TestApp, key: &str, visitor: &str, forwarded: &str) -> u16 {
+    app.client
+        .post(app.url("/api/v1/chat/rate"))
+        .header("x-forwarded-for", forwarded)
+        .json(&json!({"site_key": key, "session_id": visitor, "score": 4}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Abuse limits key on the client address: `X-Forwarded-For` is ignored
+/// unless the peer is a configured trusted proxy, and then only its
+/// right-most untrusted entry counts (a client cannot spoof its way out).
+async fn client_addresses_come_from_trusted_proxies_only(app: TestApp) {
+    let (_, key) = crate::widget::site(&app).await;
+    // Not trusted: a different X-Forwarded-For per request changes nothing.
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        statuses.push(rate_as(&app, &key, &format!("a{i}"), &format!("198.51.100.{i}")).await);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        2,
+        "{statuses:?}"
+    );
+
+    // Behind a trusted proxy on 127.0.0.1: each client has its own budget.
+    let app = app
+        .use_trusted_proxies(vec!["127.0.0.1/32".parse().unwrap()])
+        .await;
+    for i in 0..10 {
+        assert_eq!(
+            rate_as(&app, &key, &format!("b{i}"), "203.0.113.1").await,
+            200,
+            "{i}"
+        );
+    }
+    assert_eq!(rate_as(&app, &key, "b10", "203.0.113.1").await, 429);
+    // Another client behind the same proxy is not affected.
+    assert_eq!(rate_as(&app, &key, "c0", "203.0.113.2").await, 200);
+    // A client that writes its own X-Forwarded-For entry is still itself:
+    // the proxy appended the real address on the right.
+    assert_eq!(
+        rate_as(&app, &key, "b11", "192.0.2.77, 203.0.113.1").await,
+        429
+    );
 }

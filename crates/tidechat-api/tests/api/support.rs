@@ -346,6 +346,26 @@ impl TestApp {
         self
     }
 
+    /// Restarts this app's server (same engine) believing `X-Forwarded-For`
+    /// from these proxies.
+    pub async fn use_trusted_proxies(mut self, proxies: Vec<tidechat_api::IpNet>) -> Self {
+        self.server.stop(true).await;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        self.base = format!("http://{}", listener.local_addr().expect("addr"));
+        let options = tidechat_api::ServerOptions {
+            trusted_proxies: proxies,
+            upload_dir: std::env::temp_dir()
+                .join(format!("tidechat-test-uploads-{}", ulid::Ulid::new())),
+            ..Default::default()
+        };
+        let server = tidechat_api::server(self.engine.clone(), listener, options)
+            .await
+            .expect("server");
+        self.server = server.handle();
+        tokio::spawn(server);
+        self
+    }
+
     /// Restarts this app's server (same engine) with `limiter`.
     pub async fn use_limiter(mut self, limiter: tidechat_limits::Limiter) -> Self {
         self.server.stop(true).await;
