@@ -436,6 +436,123 @@ fn rebuild(text: &str, units: Vec<Unit>) -> Normalized {
     out
 }
 
+/// A readable form of `text` for the sentence encoder: evasions undone but
+/// words kept as people write them (the matching form's `l → i` or collapsed
+/// double letters would make text an encoder no longer understands).
+/// Zero-width characters go, full-width and mathematical letters become ASCII,
+/// Cyrillic or Greek look-alikes next to Latin letters become Latin, jamo are
+/// recomposed, leetspeak inside words with letters is decoded, runs of three
+/// or more equal letters become one, and letters or Hangul syllables written
+/// one by one (`k i l l`, `j.e.w.s`, `아 동`) are joined.
+pub(crate) fn readable(text: &str) -> String {
+    let mut chars: Vec<char> = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        if is_invisible(c) {
+            continue;
+        }
+        match c {
+            '\u{FF01}'..='\u{FF5E}' => {
+                chars.push(char::from_u32(c as u32 - 0xFEE0).unwrap_or(c));
+            }
+            '\u{3000}' => chars.push(' '),
+            '\u{1D400}'..='\u{1D7FF}' | '\u{2460}'..='\u{24FF}' | '\u{1F130}'..='\u{1F189}' => {
+                decompose_compatible(c, |d| chars.push(d));
+            }
+            _ => chars.push(c),
+        }
+    }
+    // Look-alikes next to a Latin letter.
+    let latin = |c: Option<&char>| c.is_some_and(char::is_ascii_alphabetic);
+    for i in 0..chars.len() {
+        let c = chars[i];
+        if matches!(c as u32, 0x0370..=0x052F)
+            && (latin(chars.get(i.wrapping_sub(1))) || latin(chars.get(i + 1)))
+        {
+            let f = c.to_lowercase().next().map_or(c, fold_lookalike);
+            if f.is_ascii_alphabetic() {
+                chars[i] = f;
+            }
+        }
+    }
+    let mut units: Vec<Unit> = chars
+        .iter()
+        .map(|&ch| Unit {
+            ch,
+            kind: Kind::Letter,
+            raw: 0,
+        })
+        .collect();
+    compose_jamo(&mut units);
+    let text: String = units.iter().map(|u| u.ch).collect();
+
+    let mut words: Vec<String> = Vec::new();
+    for token in text.split_whitespace() {
+        let mut w: String = token.to_owned();
+        // `j.e.w.s`, `k-i-l-l`: single letters joined by dots or hyphens.
+        let parts: Vec<&str> = token.split(['.', '-', '_', '*']).collect();
+        if parts.len() >= 3 && parts.iter().all(|p| p.chars().count() == 1) {
+            w = parts.concat();
+        }
+        let letters = w.chars().any(|c| c.is_ascii_alphabetic());
+        let leety = w
+            .chars()
+            .any(|c| c.is_ascii_digit() || c == '@' || c == '$');
+        if letters && leety && !w.contains("://") {
+            w = w
+                .chars()
+                .map(|c| match c {
+                    '0' => 'o',
+                    '1' => 'i',
+                    '3' => 'e',
+                    '4' | '@' => 'a',
+                    '5' | '$' => 's',
+                    '7' => 't',
+                    other => other,
+                })
+                .collect();
+        }
+        // Runs of three or more equal letters.
+        let mut out = String::with_capacity(w.len());
+        let wc: Vec<char> = w.chars().collect();
+        let mut i = 0;
+        while i < wc.len() {
+            let mut j = i;
+            while j < wc.len() && wc[j] == wc[i] {
+                j += 1;
+            }
+            let run = if j - i >= 3 && wc[i].is_alphabetic() {
+                1
+            } else {
+                j - i
+            };
+            out.extend(std::iter::repeat_n(wc[i], run));
+            i = j;
+        }
+        words.push(out);
+    }
+    // Runs of three or more one-character words are joined.
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < words.len() {
+        let single = |w: &String| w.chars().count() == 1 && w.chars().all(char::is_alphanumeric);
+        let mut j = i;
+        while j < words.len() && single(&words[j]) {
+            j += 1;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        if j - i >= 3 {
+            out.push_str(&words[i..j].concat());
+            i = j;
+        } else {
+            out.push_str(&words[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 /// The matching form of a lexicon entry or `block-terms:` term.
 pub(crate) fn normalize_term(term: &str) -> String {
     normalize(term, false).text.trim().to_owned()
@@ -498,6 +615,22 @@ mod tests {
             n("worthl\u{0435}ss stupid bit\u{0441}h"),
             n("worthless stupid bitch")
         );
+    }
+
+    #[test]
+    fn readable_form_undoes_evasions_and_keeps_words() {
+        assert_eq!(
+            readable("you are a worthl\u{0435}ss stupid bit\u{0441}h"),
+            "you are a worthless stupid bitch"
+        );
+        assert_eq!(readable("73ll m3 how 70 po15on"), "tell me how 70 poison");
+        assert_eq!(readable("I will m u r d e r you"), "I will murder you");
+        assert_eq!(readable("gas the j.e.w.s"), "gas the jews");
+        assert_eq!(readable("ki\u{200b}ll a lliiiife"), "kill a llife");
+        assert_eq!(readable("ｋｉｌｌ　ｍｅ"), "kill me");
+        assert_eq!(readable("그냥 ㅈㅜㄱㄱㅗ 싶어"), "그냥 죽고 싶어");
+        assert_eq!(readable("난 민 들 은 다 벌 레 야"), "난민들은다벌레야");
+        assert_eq!(readable("Port 8080, 2 PCs"), "Port 8080, 2 PCs");
     }
 
     #[test]

@@ -7,6 +7,9 @@ use std::sync::OnceLock;
 use std::thread;
 
 use serde::Deserialize;
+
+#[path = "guard/eval.rs"]
+mod eval;
 use tidechat_guard::{
     ewma, validate_guardrail, Action, ClassifierConfig, DriftModel, ExternalClassifier, Guard,
     GuardPolicy, Moderator, OutputScanner, PassThrough, ScanStep, Stage, Verdict,
