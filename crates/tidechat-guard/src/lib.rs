@@ -58,7 +58,9 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-pub use classifier::{ClassifierConfig, ClassifierError, ExternalClassifier};
+pub use classifier::{
+    llama_guard_category, ClassifierConfig, ClassifierError, ClassifierFormat, ExternalClassifier,
+};
 pub use drift::{ewma, DriftModel, DEFAULT_DRIFT_ALPHA};
 pub use guardrail::{
     is_moderation_setting, validate_guardrail, GuardrailError, ModerationSettings,

@@ -107,17 +107,34 @@ fn softmax(logits: &mut [f32; CLASSES]) {
 impl LocalClassifier {
     /// Embeds the shipped prototypes with `encoder` and fits the classifier.
     pub fn fit(encoder: Arc<dyn SentenceEncoder>) -> Result<Self, EncodeError> {
-        let mut texts = Vec::new();
-        let mut labels = Vec::new();
+        let mut examples = Vec::new();
         for line in PROTOTYPES.lines().filter(|l| !l.trim().is_empty()) {
             let p: Prototype = serde_json::from_str(line)
                 .map_err(|e| EncodeError(format!("bad prototype line: {e}")))?;
-            let class = match CLASSIFIER_CATEGORIES.iter().position(|c| *c == p.label) {
+            examples.push((p.label, p.text));
+        }
+        let refs: Vec<(&str, &str)> = examples
+            .iter()
+            .map(|(l, t)| (l.as_str(), t.as_str()))
+            .collect();
+        Self::fit_on(encoder, &refs)
+    }
+
+    /// Fits on `(label, text)` examples instead of the shipped prototypes;
+    /// a label is one of [`CLASSIFIER_CATEGORIES`] or `safe`.
+    pub fn fit_on(
+        encoder: Arc<dyn SentenceEncoder>,
+        examples: &[(&str, &str)],
+    ) -> Result<Self, EncodeError> {
+        let mut texts = Vec::new();
+        let mut labels = Vec::new();
+        for (label, text) in examples {
+            let class = match CLASSIFIER_CATEGORIES.iter().position(|c| c == label) {
                 Some(i) => i,
-                None if p.label == "safe" => SAFE,
-                None => return Err(EncodeError(format!("unknown prototype label {}", p.label))),
+                None if *label == "safe" => SAFE,
+                None => return Err(EncodeError(format!("unknown prototype label {label}"))),
             };
-            texts.push(readable(&p.text));
+            texts.push(readable(text));
             labels.push(class);
         }
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
