@@ -365,16 +365,19 @@ async fn moderator(
     Ok(guard)
 }
 
+/// Retrieval's embedder, and the same model as a [`LocalEmbedder`] when it is
+/// the local one (shared with moderation).
+///
+/// [`LocalEmbedder`]: tidechat_llm::embed::LocalEmbedder
+type RetrievalEmbedder = (
+    Option<Arc<dyn tidechat_llm::Embedder>>,
+    Option<tidechat_llm::embed::LocalEmbedder>,
+);
+
 /// The embedder retrieval uses (see `DbArgs::embedder`); says once which,
 /// or that retrieval is lexical. A local model is also returned as itself,
 /// so the moderation classifier can share the loaded weights.
-fn retrieval_embedder(
-    models: &ModelRegistry,
-    choice: Option<&str>,
-) -> Result<(
-    Option<Arc<dyn tidechat_llm::Embedder>>,
-    Option<tidechat_llm::embed::LocalEmbedder>,
-)> {
+fn retrieval_embedder(models: &ModelRegistry, choice: Option<&str>) -> Result<RetrievalEmbedder> {
     use tidechat_llm::EmbedderConfig;
     let models_dir = models::default_models_dir();
     let config = match choice.map(str::trim) {

@@ -416,8 +416,10 @@ impl Engine {
         let _ = tx.send(TurnEvent::Retrieval(p.retrieval.clone())).await;
 
         let canned = p.input.verdict == Verdict::Blocked || p.answer_with_fallback;
-        let mut g = Generation::default();
-        g.moderation = ModerationSettings::from_guardrails(&p.policy.guardrails);
+        let mut g = Generation {
+            moderation: ModerationSettings::from_guardrails(&p.policy.guardrails),
+            ..Generation::default()
+        };
         if canned {
             g.release(p.persona.fallback_reply.clone(), &tx, started)
                 .await;

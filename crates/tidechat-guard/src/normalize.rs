@@ -275,7 +275,10 @@ fn compose_jamo(units: &mut Vec<Unit>) {
         // A lone final consonant after an open syllable: `주ㄱ` → `죽`.
         if let (Some(t), Some(prev)) = (jamo_final(u.ch), out.last_mut()) {
             let p = prev.ch as u32;
-            if (0xAC00..=0xD7A3).contains(&p) && (p - 0xAC00) % 28 == 0 && !vowel_at(units, i + 1) {
+            if (0xAC00..=0xD7A3).contains(&p)
+                && (p - 0xAC00).is_multiple_of(28)
+                && !vowel_at(units, i + 1)
+            {
                 prev.ch = char::from_u32(p + t).unwrap_or(prev.ch);
                 i += 1;
                 continue;
