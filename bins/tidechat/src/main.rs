@@ -71,6 +71,16 @@ struct DbArgs {
     /// else the local model when it is installed, else none (lexical retrieval).
     #[arg(long, env = "TIDECHAT_EMBEDDER", global = true)]
     embedder: Option<String>,
+    /// The local moderation classifier: `local` (default: USE-m3, shared with
+    /// retrieval when that uses it too; only when the model is installed) or
+    /// `off` (lexical moderation only, no model memory). See docs/guard.md.
+    #[arg(
+        long,
+        env = "TIDECHAT_MODERATION_CLASSIFIER",
+        global = true,
+        default_value = "local"
+    )]
+    moderation_classifier: String,
     /// Let HTTP tools call loopback, private and link-local addresses.
     #[arg(long, env = "TIDECHAT_TOOLS_ALLOW_PRIVATE_URLS", global = true)]
     tools_allow_private_urls: bool,
@@ -307,7 +317,7 @@ async fn engine(store: Store, global: &DbArgs, jwt_secret: Option<String>) -> Re
         })?,
         None => ModelRegistry::builtin(),
     };
-    let embedder = retrieval_embedder(&models, global.embedder.as_deref())?;
+    let (embedder, local_embedder) = retrieval_embedder(&models, global.embedder.as_deref())?;
     let classifier = tidechat_guard::ClassifierConfig::from_env(|k| std::env::var(k).ok())
         .context("reading the TIDECHAT_CLASSIFIER_* settings")?
         .map(tidechat_guard::ExternalClassifier::new)
@@ -322,16 +332,64 @@ async fn engine(store: Store, global: &DbArgs, jwt_secret: Option<String>) -> Re
         embedder,
         ..EngineConfig::default()
     };
-    let guard = tokio::task::spawn_blocking(tidechat_guard::Moderator::new).await?;
+    let guard = moderator(&global.moderation_classifier, local_embedder).await?;
     Ok(Engine::new(store, models, Arc::new(guard), config).await?)
 }
 
+/// The built-in guard, with the local classifier when `choice` is `local`
+/// and USE-m3 is installed (reusing retrieval's instance when there is one).
+async fn moderator(
+    choice: &str,
+    local: Option<tidechat_llm::embed::LocalEmbedder>,
+) -> Result<tidechat_guard::Moderator> {
+    use tidechat_llm::embed::{local::USE_M3_NAME, LocalEmbedder};
+    match choice.trim() {
+        "off" => {
+            tracing::info!("moderation is lexical: TIDECHAT_MODERATION_CLASSIFIER=off");
+            return Ok(tokio::task::spawn_blocking(tidechat_guard::Moderator::new).await?);
+        }
+        "local" => {}
+        other => {
+            anyhow::bail!("TIDECHAT_MODERATION_CLASSIFIER: `{other}` is neither `local` nor `off`")
+        }
+    }
+    let dir = models::default_models_dir().join(USE_M3_NAME);
+    let embedder = match local {
+        Some(e) => Some(e),
+        None if dir.is_dir() => Some(
+            LocalEmbedder::load(&dir)
+                .with_context(|| format!("loading the moderation model from {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let Some(embedder) = embedder else {
+        tracing::info!(
+            "moderation is lexical: no local model (install one with `tidechat models install use-multilingual-v3`)"
+        );
+        return Ok(tokio::task::spawn_blocking(tidechat_guard::Moderator::new).await?);
+    };
+    let guard = tokio::task::spawn_blocking(move || {
+        tidechat_engine::moderation::moderator_with_local_classifier(embedder)
+    })
+    .await?
+    .context("fitting the local moderation classifier")?;
+    tracing::info!("moderation: lexical + local classifier (use-multilingual-v3)");
+    Ok(guard)
+}
+
+/// Retrieval's embedder, and the same model as a [`LocalEmbedder`] when it is
+/// the local one (shared with moderation).
+///
+/// [`LocalEmbedder`]: tidechat_llm::embed::LocalEmbedder
+type RetrievalEmbedder = (
+    Option<Arc<dyn tidechat_llm::Embedder>>,
+    Option<tidechat_llm::embed::LocalEmbedder>,
+);
+
 /// The embedder retrieval uses (see `DbArgs::embedder`); says once which,
-/// or that retrieval is lexical.
-fn retrieval_embedder(
-    models: &ModelRegistry,
-    choice: Option<&str>,
-) -> Result<Option<Arc<dyn tidechat_llm::Embedder>>> {
+/// or that retrieval is lexical. A local model is also returned as itself,
+/// so the moderation classifier can share the loaded weights.
+fn retrieval_embedder(models: &ModelRegistry, choice: Option<&str>) -> Result<RetrievalEmbedder> {
     use tidechat_llm::EmbedderConfig;
     let models_dir = models::default_models_dir();
     let config = match choice.map(str::trim) {
@@ -360,16 +418,25 @@ fn retrieval_embedder(
         tracing::info!(
             "retrieval is lexical: no embedding model (install one with `tidechat models install use-multilingual-v3`, or configure an endpoint; see the README)"
         );
-        return Ok(None);
+        return Ok((None, None));
     };
-    let embedder = config
-        .build(&models_dir)
-        .context("setting up the embedding model (TIDECHAT_EMBEDDER, [retrieval] embedder)")?;
+    let context = "setting up the embedding model (TIDECHAT_EMBEDDER, [retrieval] embedder)";
+    let (embedder, local): (Arc<dyn tidechat_llm::Embedder>, _) = match &config {
+        EmbedderConfig::Local { models_dir: dir } => {
+            let dir = dir
+                .as_deref()
+                .unwrap_or(&models_dir)
+                .join(tidechat_llm::embed::local::USE_M3_NAME);
+            let local = tidechat_llm::embed::LocalEmbedder::load(&dir).context(context)?;
+            (Arc::new(local.clone()), Some(local))
+        }
+        _ => (config.build(&models_dir).context(context)?, None),
+    };
     tracing::info!(
         embedder = embedder.id(),
         "retrieval is hybrid: lexical + embeddings"
     );
-    Ok(Some(embedder))
+    Ok((Some(embedder), local))
 }
 
 #[tokio::main]

@@ -15,6 +15,7 @@ mod faq_chat;
 mod import;
 mod knowledge;
 mod limits;
+pub mod moderation;
 mod page;
 mod plan;
 mod sessions;

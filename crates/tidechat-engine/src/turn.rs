@@ -26,8 +26,8 @@ use tidechat_domain::{
     SessionStatus,
 };
 use tidechat_guard::{
-    Action, Assessment, DriftModel, Finding, GuardPolicy, OutputScanner, ScanStep, Stage, Verdict,
-    DEFAULT_DRIFT_ALPHA,
+    Action, Assessment, DriftModel, Finding, GuardPolicy, ModerationSettings, OutputScanner,
+    ScanStep, Stage, Verdict, DEFAULT_DRIFT_ALPHA,
 };
 use tidechat_llm::{
     tokens, ChatMessage, LlmError, ModelEntry, ModelEvent, ModelRequest, Pricing, Retrieval,
@@ -358,7 +358,9 @@ impl Engine {
         let mut assessment = self.inner.guard.check_input(text, policy);
         if assessment.verdict != Verdict::Blocked {
             if let Some(classifier) = &self.inner.classifier {
-                let findings = classifier.check(text, Stage::Input).await;
+                let settings = ModerationSettings::from_guardrails(&policy.guardrails);
+                let (findings, _latency) =
+                    classifier.check_with(text, Stage::Input, &settings).await;
                 if !findings.is_empty() {
                     assessment.findings.extend(findings);
                     assessment.verdict = Verdict::from_findings(&assessment.findings);
@@ -374,7 +376,10 @@ impl Engine {
         let _ = tx.send(TurnEvent::Retrieval(p.retrieval.clone())).await;
 
         let canned = p.input.verdict == Verdict::Blocked || p.answer_with_fallback;
-        let mut g = Generation::default();
+        let mut g = Generation {
+            moderation: ModerationSettings::from_guardrails(&p.policy.guardrails),
+            ..Generation::default()
+        };
         if canned {
             g.release(p.persona.fallback_reply.clone(), &tx, started)
                 .await;
@@ -704,7 +709,9 @@ impl Engine {
         if text.trim().is_empty() {
             return Ok(text);
         }
-        let findings = classifier.check(&text, Stage::Output).await;
+        let (findings, _latency) = classifier
+            .check_with(&text, Stage::Output, &g.moderation)
+            .await;
         if let Some(block) = findings.iter().find(|f| f.action == Action::Block).cloned() {
             return Err(block);
         }
@@ -716,7 +723,13 @@ impl Engine {
 /// The persona's guardrails followed by the request's extra ones.
 pub(crate) fn policy(persona: &Persona, extra_guardrails: &[String]) -> GuardPolicy {
     let mut guardrails = persona.guardrails.clone();
-    guardrails.extend(extra_guardrails.iter().cloned());
+    // Moderation settings are the persona's alone: a request cannot loosen them.
+    guardrails.extend(
+        extra_guardrails
+            .iter()
+            .filter(|g| !tidechat_guard::is_moderation_setting(g))
+            .cloned(),
+    );
     GuardPolicy {
         guardrails,
         redact_pii: persona.redact_pii,
@@ -879,6 +892,8 @@ struct Generation {
     verdict: Verdict,
     findings: Vec<Finding>,
     classifier_findings: Vec<Finding>,
+    /// The persona's `moderation:` settings (external classifier failure policy).
+    moderation: ModerationSettings,
     /// Tool rounds run (their model calls are billed even if a later call fails).
     tool_rounds: usize,
 }
@@ -898,6 +913,7 @@ impl Default for Generation {
             verdict: Verdict::Allowed,
             findings: Vec::new(),
             classifier_findings: Vec::new(),
+            moderation: ModerationSettings::default(),
             tool_rounds: 0,
         }
     }
@@ -973,9 +989,15 @@ fn to_i64(n: u64) -> i64 {
 
 fn system_prompt(persona: &Persona, policy: &GuardPolicy, memory_digest: Option<&str>) -> String {
     let mut prompt = persona.system_prompt.clone();
-    if !policy.guardrails.is_empty() {
+    // `moderation:` lines configure the guard, they are not instructions.
+    let rules: Vec<&String> = policy
+        .guardrails
+        .iter()
+        .filter(|r| !tidechat_guard::is_moderation_setting(r))
+        .collect();
+    if !rules.is_empty() {
         prompt.push_str("\n\nRules you must follow:");
-        for rule in &policy.guardrails {
+        for rule in rules {
             prompt.push_str("\n- ");
             prompt.push_str(rule);
         }

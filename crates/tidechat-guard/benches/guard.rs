@@ -1,9 +1,83 @@
-//! Scanning cost per 1 KiB: the output scanner (push + finish) and check_input.
+//! Scanning cost per 1 KiB: the output scanner (push + finish) and check_input,
+//! lexical only and (when `TIDECHAT_TEST_MODELS_DIR` holds USE-m3) with the
+//! local classifier. Besides criterion's means it prints p99 per call
+//! (check_input, and each push that releases an output window) and the
+//! resident memory the classifier adds (RSS before and after loading the
+//! model and fitting).
 
 use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tidechat_guard::{DriftModel, Guard, GuardPolicy, Moderator, ScanStep};
+use tidechat_guard::{
+    DriftModel, EncodeError, Guard, GuardPolicy, LocalClassifier, Moderator, ScanStep,
+    SentenceEncoder,
+};
+use tidechat_llm::embed::{EmbedKind, LocalEmbedder};
+
+#[derive(Debug)]
+struct Use(LocalEmbedder);
+
+impl SentenceEncoder for Use {
+    fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EncodeError> {
+        self.0
+            .embed_blocking(texts, EmbedKind::Query)
+            .map(|e| e.vectors)
+            .map_err(|e| EncodeError(e.to_string()))
+    }
+}
+
+/// Resident set size in KiB (Linux).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn p99(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() * 99 / 100).copied().unwrap_or_default()
+}
+
+/// p99 of check_input and of each releasing push, over `rounds` replies.
+fn percentiles(name: &str, m: &Moderator, text: &str, deltas: &[&str], policy: &GuardPolicy) {
+    let rounds = 300;
+    let mut input = Vec::with_capacity(rounds);
+    let sentence = "Could you tell me when my refund for the March invoice will arrive?";
+    let mut short = Vec::with_capacity(rounds);
+    let mut windows = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        black_box(m.check_input(black_box(text), policy));
+        input.push(t.elapsed());
+        let t = Instant::now();
+        black_box(m.check_input(black_box(sentence), policy));
+        short.push(t.elapsed());
+        let mut s = m.output_scanner(policy);
+        for d in deltas {
+            let t = Instant::now();
+            let step = s.push(black_box(d));
+            let e = t.elapsed();
+            if matches!(&step, ScanStep::Release(r) if !r.is_empty()) {
+                windows.push(e);
+            }
+        }
+        black_box(s.finish());
+    }
+    println!(
+        "p99 {name}: check_input 1 KiB {:?}, check_input one sentence {:?}, released output window {:?} ({} windows)",
+        p99(input),
+        p99(short),
+        p99(windows.clone()),
+        windows.len()
+    );
+}
 
 /// About 1 KiB of realistic support-chat reply text, mixed languages.
 fn window() -> String {
@@ -75,6 +149,39 @@ fn bench(c: &mut Criterion) {
     g.bench_function("drift_score_1k_50_refs", |b| {
         b.iter(|| black_box(drift.score(black_box(&text))))
     });
+    percentiles("lexical", &moderator, &text, &deltas, &policy);
+
+    if let Some(dir) = std::env::var_os("TIDECHAT_TEST_MODELS_DIR") {
+        let before = rss_kib();
+        let dir = std::path::PathBuf::from(dir).join(tidechat_llm::embed::local::USE_M3_NAME);
+        let embedder = LocalEmbedder::load(&dir).expect("USE-m3 loads");
+        let loaded = rss_kib();
+        let t = Instant::now();
+        let classifier = LocalClassifier::fit(Arc::new(Use(embedder))).expect("fits");
+        let fit = t.elapsed();
+        let with = Moderator::with_classifier(Some(classifier));
+        let after = rss_kib();
+        println!(
+            "memory: RSS {before} KiB before, {loaded} KiB with USE-m3 loaded (+{} KiB), {after} KiB after fitting (+{} KiB in all); fit {fit:?}",
+            loaded.saturating_sub(before),
+            after.saturating_sub(before)
+        );
+        g.bench_function("check_input_1k_classifier", |b| {
+            b.iter(|| black_box(with.check_input(black_box(&text), &policy)))
+        });
+        g.bench_function("output_scanner_1k_token_deltas_classifier", |b| {
+            b.iter(|| {
+                let mut s = with.output_scanner(&policy);
+                for d in &deltas {
+                    black_box(s.push(black_box(d)));
+                }
+                black_box(s.finish())
+            })
+        });
+        percentiles("with classifier", &with, &text, &deltas, &policy);
+    } else {
+        println!("classifier benches skipped: TIDECHAT_TEST_MODELS_DIR is unset");
+    }
     g.finish();
 }
 

@@ -1,19 +1,59 @@
-//! An optional external classifier speaking the OpenAI `/v1/moderations` wire
-//! format: `POST {url}` with `{"input": text, "model": …}` and a Bearer key;
-//! the answer's `results[0]` carries `flagged`, `categories` and
-//! `category_scores`.
+//! An optional external classifier, in one of two wire formats
+//! ([`ClassifierFormat`]):
+//!
+//! - `moderation` (default): the OpenAI `/v1/moderations` format: `POST {url}`
+//!   with `{"input": text, "model": …}` and a Bearer key; the answer's
+//!   `results[0]` carries `flagged`, `categories` and `category_scores`;
+//! - `chat-guard`: a guard model (Llama Guard 3 style) behind any
+//!   OpenAI-compatible chat completions endpoint (vLLM, Ollama, TGI, LiteLLM):
+//!   `POST {url}` (e.g. `http://vllm:8000/v1/chat/completions`) with the text
+//!   as the user turn (input) or as the assistant turn (output); the reply
+//!   `safe`, or `unsafe` followed by hazard codes (`S1,S10`), is mapped to the
+//!   guard's categories ([`llama_guard_category`]).
+//!
+//! Each call's latency is measured ([`ExternalClassifier::check_with`] returns
+//! it; it is logged at debug level). On a timeout or error the persona's
+//! `moderation: fail-open|fail-closed` setting, else `fail_open`, decides.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use std::time::Instant;
+
+use crate::guardrail::ModerationSettings;
 use crate::{Action, Finding, Stage};
+
+/// Which wire format the classifier speaks (see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClassifierFormat {
+    #[default]
+    Moderation,
+    ChatGuard,
+}
+
+/// The guard category of a Llama Guard 3 hazard code (`S1` … `S14`), or
+/// `other` for hazards the guard has no category for (they still block).
+pub fn llama_guard_category(code: &str) -> &'static str {
+    match code.trim().to_ascii_uppercase().as_str() {
+        "S1" | "S9" => "violence",
+        "S3" | "S12" => "sexual",
+        "S4" => "sexual_minors",
+        "S7" => "pii",
+        "S10" => "hate",
+        "S11" => "self_harm",
+        "S14" => "prompt_injection",
+        _ => "other",
+    }
+}
 
 /// How to reach and read the classifier. Deserialises from TOML or JSON, e.g.
 ///
 /// ```toml
 /// url = "http://moderation.internal/v1/moderations"
+/// format = "moderation"   # or "chat-guard" for a Llama Guard chat endpoint
 /// api_key_env = "TIDECHAT_CLASSIFIER_API_KEY"
 /// model = "omni-moderation-latest"
 /// timeout_ms = 2000
@@ -26,6 +66,9 @@ use crate::{Action, Finding, Stage};
 #[serde(deny_unknown_fields)]
 pub struct ClassifierConfig {
     pub url: String,
+    /// `moderation` (default) or `chat-guard`.
+    #[serde(default)]
+    pub format: ClassifierFormat,
     /// Name of the environment variable holding the API key; no key is sent
     /// when it is unset.
     #[serde(default = "default_api_key_env")]
@@ -69,7 +112,7 @@ pub enum ClassifierError {
 
 impl ClassifierConfig {
     /// Reads `TIDECHAT_CLASSIFIER_URL` (unset: no classifier, `Ok(None)`),
-    /// `_API_KEY_ENV`, `_MODEL`, `_THRESHOLDS` (`hate=0.5,violence=0.7`),
+    /// `_FORMAT` (`moderation` or `chat-guard`), `_API_KEY_ENV`, `_MODEL`, `_THRESHOLDS` (`hate=0.5,violence=0.7`),
     /// `_TIMEOUT_MS` and `_FAIL_OPEN` through `var` (pass
     /// `|k| std::env::var(k).ok()`).
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, ClassifierError> {
@@ -119,8 +162,19 @@ impl ClassifierConfig {
                 ))
             }
         };
+        let format = match var("TIDECHAT_CLASSIFIER_FORMAT").as_deref().map(str::trim) {
+            None | Some("" | "moderation") => ClassifierFormat::Moderation,
+            Some("chat-guard") => ClassifierFormat::ChatGuard,
+            Some(other) => {
+                return Err(invalid(
+                    "TIDECHAT_CLASSIFIER_FORMAT",
+                    format!("`{other}` is neither moderation nor chat-guard"),
+                ))
+            }
+        };
         Ok(Some(Self {
             url,
+            format,
             api_key_env: var("TIDECHAT_CLASSIFIER_API_KEY_ENV").unwrap_or_else(default_api_key_env),
             model: var("TIDECHAT_CLASSIFIER_MODEL"),
             thresholds,
@@ -135,6 +189,77 @@ struct ModerationRequest<'a> {
     input: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ChatMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+struct ChatRequest<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
+    messages: Vec<ChatMessage<'a>>,
+    temperature: f32,
+    max_tokens: u32,
+    stream: bool,
+}
+
+#[derive(Deserialize)]
+struct ChatResponse {
+    choices: Vec<ChatChoice>,
+}
+
+#[derive(Deserialize)]
+struct ChatChoice {
+    message: ChatReply,
+}
+
+#[derive(Deserialize)]
+struct ChatReply {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+/// What the classifier said, in either format.
+enum Verdict {
+    Moderation(ModerationResult),
+    /// The guard model's hazard codes; empty = safe.
+    Guard(Vec<String>),
+}
+
+/// Parses a guard model's reply: `safe`, or `unsafe` then codes on the next
+/// line(s), comma or space separated.
+fn parse_guard_reply(reply: &str) -> Result<Vec<String>, String> {
+    let reply = reply.trim();
+    let mut lines = reply.lines();
+    match lines
+        .next()
+        .map(|l| l.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("safe") => Ok(Vec::new()),
+        Some(first) if first.starts_with("unsafe") => {
+            let rest = first.trim_start_matches("unsafe").to_owned();
+            let mut codes: Vec<String> = std::iter::once(rest.as_str())
+                .chain(lines)
+                .flat_map(|l| l.split([',', ' ', '\t']))
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_ascii_uppercase)
+                .collect();
+            if codes.is_empty() {
+                codes.push("unspecified".to_owned());
+            }
+            Ok(codes)
+        }
+        _ => Err(format!(
+            "the guard model replied neither safe nor unsafe: `{}`",
+            reply.chars().take(40).collect::<String>()
+        )),
+    }
 }
 
 #[derive(Deserialize)]
@@ -211,21 +336,41 @@ impl ExternalClassifier {
         })
     }
 
-    /// Classifies `text`; returns `block` findings for enforced categories, or
-    /// one `classifier_unavailable` finding when the call fails. Never errors:
-    /// the failure policy is `fail_open`.
+    /// Classifies `text` with the configured failure policy; see
+    /// [`ExternalClassifier::check_with`].
     pub async fn check(&self, text: &str, stage: Stage) -> Vec<Finding> {
+        self.check_with(text, stage, &ModerationSettings::default())
+            .await
+            .0
+    }
+
+    /// Classifies `text`; returns `block` findings for enforced categories, or
+    /// one `classifier_unavailable` finding when the call fails (action `note`
+    /// when failing open, `block` when failing closed: the persona's
+    /// `moderation:` setting, else `fail_open`), and the call's latency.
+    pub async fn check_with(
+        &self,
+        text: &str,
+        stage: Stage,
+        settings: &ModerationSettings,
+    ) -> (Vec<Finding>, Duration) {
         let span = 0..text.len();
-        match self.call(text).await {
-            Ok(result) => self.findings(&result, stage, span),
+        let started = Instant::now();
+        let result = self.call(text, stage).await;
+        let latency = started.elapsed();
+        tracing::debug!(latency_ms = latency.as_secs_f64() * 1e3, url = %self.config.url, "moderation classifier call");
+        let fail_open = settings.fail_open.unwrap_or(self.config.fail_open);
+        let findings = match result {
+            Ok(Verdict::Moderation(result)) => self.findings(&result, stage, span),
+            Ok(Verdict::Guard(codes)) => self.guard_findings(&codes, stage, span),
             Err(error) => {
-                tracing::warn!(%error, url = %self.config.url, fail_open = self.config.fail_open,
+                tracing::warn!(%error, url = %self.config.url, fail_open,
                     "moderation classifier unavailable");
                 vec![Finding {
                     category: "classifier_unavailable".to_owned(),
                     rule: error,
                     stage,
-                    action: if self.config.fail_open {
+                    action: if fail_open {
                         Action::Note
                     } else {
                         Action::Block
@@ -234,14 +379,75 @@ impl ExternalClassifier {
                     span,
                 }]
             }
-        }
+        };
+        (findings, latency)
     }
 
-    async fn call(&self, text: &str) -> Result<ModerationResult, String> {
-        let mut request = self.client.post(&self.config.url).json(&ModerationRequest {
-            input: text,
-            model: self.config.model.as_deref(),
-        });
+    fn guard_findings(
+        &self,
+        codes: &[String],
+        stage: Stage,
+        span: std::ops::Range<usize>,
+    ) -> Vec<Finding> {
+        let mut out: Vec<Finding> = Vec::new();
+        for code in codes {
+            let category = format!("classifier.{}", llama_guard_category(code));
+            // With thresholds configured, only the named categories block.
+            let enforced = self.config.thresholds.is_empty()
+                || self
+                    .config
+                    .thresholds
+                    .contains_key(llama_guard_category(code));
+            if !enforced || out.iter().any(|f| f.category == category) {
+                continue;
+            }
+            out.push(Finding {
+                category,
+                rule: format!("guard model: unsafe {code}"),
+                stage,
+                action: Action::Block,
+                excerpt: String::new(),
+                span: span.clone(),
+            });
+        }
+        out
+    }
+
+    async fn call(&self, text: &str, stage: Stage) -> Result<Verdict, String> {
+        let model = self.config.model.as_deref();
+        let mut request = match self.config.format {
+            ClassifierFormat::Moderation => self
+                .client
+                .post(&self.config.url)
+                .json(&ModerationRequest { input: text, model }),
+            ClassifierFormat::ChatGuard => {
+                let messages = match stage {
+                    Stage::Input => vec![ChatMessage {
+                        role: "user",
+                        content: text,
+                    }],
+                    // The guard judges the last turn: the reply, after a
+                    // user turn the scanner does not know.
+                    Stage::Output => vec![
+                        ChatMessage {
+                            role: "user",
+                            content: "…",
+                        },
+                        ChatMessage {
+                            role: "assistant",
+                            content: text,
+                        },
+                    ],
+                };
+                self.client.post(&self.config.url).json(&ChatRequest {
+                    model,
+                    messages,
+                    temperature: 0.0,
+                    max_tokens: 20,
+                    stream: false,
+                })
+            }
+        };
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
@@ -256,14 +462,32 @@ impl ExternalClassifier {
         if !status.is_success() {
             return Err(format!("HTTP {status}"));
         }
-        let body: ModerationResponse = response
-            .json()
-            .await
-            .map_err(|e| format!("unreadable response: {e}"))?;
-        body.results
-            .into_iter()
-            .next()
-            .ok_or_else(|| "response has no results".to_owned())
+        match self.config.format {
+            ClassifierFormat::Moderation => {
+                let body: ModerationResponse = response
+                    .json()
+                    .await
+                    .map_err(|e| format!("unreadable response: {e}"))?;
+                body.results
+                    .into_iter()
+                    .next()
+                    .map(Verdict::Moderation)
+                    .ok_or_else(|| "response has no results".to_owned())
+            }
+            ClassifierFormat::ChatGuard => {
+                let body: ChatResponse = response
+                    .json()
+                    .await
+                    .map_err(|e| format!("unreadable response: {e}"))?;
+                let reply = body
+                    .choices
+                    .into_iter()
+                    .next()
+                    .and_then(|c| c.message.content)
+                    .ok_or_else(|| "response has no message".to_owned())?;
+                parse_guard_reply(&reply).map(Verdict::Guard)
+            }
+        }
     }
 
     fn findings(
@@ -305,5 +529,28 @@ impl ExternalClassifier {
                     .then(|| finding(name, format!("score {score:.3} ≥ {threshold:.3}")))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guard_replies_parse_into_codes() {
+        assert_eq!(parse_guard_reply(" safe\n"), Ok(vec![]));
+        assert_eq!(
+            parse_guard_reply("unsafe\nS1,S10"),
+            Ok(vec!["S1".to_owned(), "S10".to_owned()])
+        );
+        assert_eq!(parse_guard_reply("unsafe s4"), Ok(vec!["S4".to_owned()]));
+        assert_eq!(
+            parse_guard_reply("UNSAFE"),
+            Ok(vec!["unspecified".to_owned()])
+        );
+        assert!(parse_guard_reply("I cannot help with that").is_err());
+        assert_eq!(llama_guard_category("S4"), "sexual_minors");
+        assert_eq!(llama_guard_category("s11"), "self_harm");
+        assert_eq!(llama_guard_category("S2"), "other");
     }
 }

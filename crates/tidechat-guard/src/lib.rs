@@ -3,9 +3,12 @@
 //! The engine asks a [`Guard`] about every user turn before any model call
 //! ([`Guard::check_input`]) and scans every assistant reply *while it streams*
 //! through an [`OutputScanner`]; [`DriftModel`] scores how far a reply strays
-//! from its persona. [`Moderator`] is the built-in guard, [`PassThrough`] allows
-//! everything, and [`ExternalClassifier`] optionally asks an OpenAI-compatible
-//! `/v1/moderations` endpoint.
+//! from its persona. [`Moderator`] is the built-in guard (normalisation,
+//! lexicon, personal data, prompt injection, guardrails and, when given one,
+//! the in-process [`LocalClassifier`] over a [`SentenceEncoder`]),
+//! [`PassThrough`] allows everything, and [`ExternalClassifier`] optionally
+//! asks an OpenAI-compatible `/v1/moderations` endpoint or a guard model
+//! (Llama Guard style) behind an OpenAI-compatible chat endpoint.
 //!
 //! # Verdicts
 //!
@@ -46,6 +49,7 @@ mod drift;
 mod guardrail;
 mod injection;
 mod lexicon;
+mod local;
 mod moderator;
 mod normalize;
 mod pii;
@@ -54,9 +58,15 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-pub use classifier::{ClassifierConfig, ClassifierError, ExternalClassifier};
+pub use classifier::{
+    llama_guard_category, ClassifierConfig, ClassifierError, ClassifierFormat, ExternalClassifier,
+};
 pub use drift::{ewma, DriftModel, DEFAULT_DRIFT_ALPHA};
-pub use guardrail::{validate_guardrail, GuardrailError};
+pub use guardrail::{
+    is_moderation_setting, validate_guardrail, GuardrailError, ModerationSettings,
+    CLASSIFIER_CATEGORIES, DEFAULT_THRESHOLDS,
+};
+pub use local::{EncodeError, LocalClassifier, Scores, SentenceEncoder};
 pub use moderator::{Moderator, MAX_WINDOW_BYTES};
 
 /// What moderation decided about one piece of text.

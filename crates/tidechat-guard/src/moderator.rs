@@ -1,11 +1,13 @@
 //! The built-in guard: lexicon, personal data, prompt injection, guardrails.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use crate::guardrail::CompiledRules;
 use crate::injection::InjectionDetector;
 use crate::lexicon::{self, PhraseSet};
+use crate::local::LocalClassifier;
 use crate::normalize::{last_boundary, last_boundary_from, normalize, Normalized};
 use crate::pii::{self, PiiDetector, PiiKind};
 use crate::{
@@ -36,6 +38,7 @@ struct Inner {
     lexicon: PhraseSet,
     injection: InjectionDetector,
     pii: PiiDetector,
+    classifier: Option<LocalClassifier>,
     rules: Mutex<HashMap<Vec<String>, Arc<CompiledRules>>>,
 }
 
@@ -57,15 +60,28 @@ impl Default for Moderator {
 }
 
 impl Moderator {
+    /// The lexical guard (no classifier).
     pub fn new() -> Self {
+        Self::with_classifier(None)
+    }
+
+    /// The guard, with the local classifier judging every input and every
+    /// released output window that the lexical checks let through.
+    pub fn with_classifier(classifier: Option<LocalClassifier>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 lexicon: PhraseSet::build(lexicon::builtin()),
                 injection: InjectionDetector::new(),
                 pii: PiiDetector::new(),
+                classifier,
                 rules: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// Whether the local classifier is in use.
+    pub fn has_classifier(&self) -> bool {
+        self.inner.classifier.is_some()
     }
 }
 
@@ -163,6 +179,57 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// The local classifier's finding about `text` (raw, `span` in the
+    /// checked text), if it blocks or cannot run.
+    fn classify(
+        &self,
+        rules: &CompiledRules,
+        text: &str,
+        stage: Stage,
+        span: Range<usize>,
+    ) -> Option<Finding> {
+        let classifier = self.classifier.as_ref()?;
+        if text.trim().is_empty() {
+            return None;
+        }
+        let excerpt = || {
+            let t = text.trim();
+            if t.chars().count() > EXCERPT_CHARS {
+                let mut s: String = t.chars().take(EXCERPT_CHARS - 1).collect();
+                s.push('…');
+                s
+            } else {
+                t.to_owned()
+            }
+        };
+        match classifier.scores(text) {
+            Ok(scores) => {
+                let (category, score, threshold) = scores.blocking(&rules.settings)?;
+                Some(Finding {
+                    category: category.to_owned(),
+                    rule: format!("local classifier {score:.3} ≥ {threshold:.3}"),
+                    stage,
+                    action: Action::Block,
+                    excerpt: excerpt(),
+                    span,
+                })
+            }
+            Err(error) => {
+                tracing::warn!(%error, "local moderation classifier failed; lexical checks only");
+                Some(Finding {
+                    category: "classifier_unavailable".to_owned(),
+                    rule: error.to_string(),
+                    stage,
+                    action: Action::Note,
+                    excerpt: String::new(),
+                    span,
+                })
+            }
+        }
+    }
+}
+
 /// Matches of the `block:` guardrails in raw `text`.
 fn regex_hits(rules: &CompiledRules, text: &str) -> Vec<Hit> {
     let mut hits = Vec::new();
@@ -247,10 +314,16 @@ impl Guard for Moderator {
             .scan(&rules, policy.redact_pii, Stage::Input, text, &norm, true);
         hits.extend(regex_hits(&rules, text));
         hits.sort_by_key(|h| (h.start, h.end));
-        let findings: Vec<Finding> = hits
+        let mut findings: Vec<Finding> = hits
             .iter()
             .map(|h| finding(h, text, Stage::Input, 0))
             .collect();
+        if !hits.iter().any(|h| h.action == Action::Block) {
+            findings.extend(
+                self.inner
+                    .classify(&rules, text, Stage::Input, 0..text.len()),
+            );
+        }
         Assessment {
             verdict: Verdict::from_findings(&findings),
             text: redacted(text, 0, text.len(), &hits),
@@ -421,6 +494,18 @@ impl Scanner {
         }
 
         let window_end = ctx_len + cut;
+        if let Some(f) = self.inner.classify(
+            &self.rules,
+            &text[ctx_len..window_end],
+            Stage::Output,
+            offset + ctx_len..offset + window_end,
+        ) {
+            self.findings.push(f.clone());
+            if f.action == Action::Block {
+                self.blocked = Some(f.clone());
+                return ScanStep::Block(f);
+            }
+        }
         let in_window: Vec<Hit> = hits
             .into_iter()
             .filter(|h| h.start >= ctx_len && h.end <= window_end)

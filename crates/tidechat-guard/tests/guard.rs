@@ -7,9 +7,13 @@ use std::sync::OnceLock;
 use std::thread;
 
 use serde::Deserialize;
+
+#[path = "guard/eval.rs"]
+mod eval;
 use tidechat_guard::{
-    ewma, validate_guardrail, Action, ClassifierConfig, DriftModel, ExternalClassifier, Guard,
-    GuardPolicy, Moderator, OutputScanner, PassThrough, ScanStep, Stage, Verdict,
+    ewma, validate_guardrail, Action, ClassifierConfig, ClassifierFormat, DriftModel,
+    ExternalClassifier, Guard, GuardPolicy, ModerationSettings, Moderator, OutputScanner,
+    PassThrough, ScanStep, Stage, Verdict,
 };
 
 fn moderator() -> &'static Moderator {
@@ -487,6 +491,7 @@ fn config(
 ) -> ClassifierConfig {
     ClassifierConfig {
         url,
+        format: ClassifierFormat::Moderation,
         api_key_env: "UNUSED".to_owned(),
         model: Some("omni-moderation-latest".to_owned()),
         thresholds: thresholds
@@ -568,6 +573,67 @@ async fn classifier_failure_follows_fail_open() {
     let _ = server.join();
 }
 
+const GUARD_UNSAFE: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","model":"llama-guard-3-1b","choices":[{"index":0,"message":{"role":"assistant","content":"\n\nunsafe\nS1,S10"},"finish_reason":"stop"}]}"#;
+const GUARD_SAFE: &str = r#"{"id":"chatcmpl-2","object":"chat.completion","model":"llama-guard-3-1b","choices":[{"index":0,"message":{"role":"assistant","content":"safe"},"finish_reason":"stop"}]}"#;
+
+#[tokio::test]
+async fn chat_guard_model_verdicts_map_to_categories() {
+    let chat = |url: String| {
+        let mut c = config(
+            url.replace("/v1/moderations", "/v1/chat/completions"),
+            &[],
+            true,
+            2000,
+        );
+        c.format = ClassifierFormat::ChatGuard;
+        c.model = Some("llama-guard-3-1b".to_owned());
+        ExternalClassifier::with_api_key(c, None).unwrap()
+    };
+    let (url, server) = one_shot_server("200 OK", GUARD_UNSAFE, 0);
+    let (findings, latency) = chat(url)
+        .check_with("a reply", Stage::Output, &ModerationSettings::default())
+        .await;
+    let request = server.join().unwrap();
+    assert!(
+        request.starts_with("POST /v1/chat/completions "),
+        "{request}"
+    );
+    let body: serde_json::Value =
+        serde_json::from_str(&request[request.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    assert_eq!(body["model"], "llama-guard-3-1b");
+    assert_eq!(body["messages"][1]["role"], "assistant");
+    assert_eq!(body["messages"][1]["content"], "a reply");
+    assert_eq!(
+        findings
+            .iter()
+            .map(|f| f.category.as_str())
+            .collect::<Vec<_>>(),
+        ["classifier.violence", "classifier.hate"]
+    );
+    assert!(findings.iter().all(|f| f.action == Action::Block));
+    assert!(latency > std::time::Duration::ZERO);
+
+    let (url, server) = one_shot_server("200 OK", GUARD_SAFE, 0);
+    let findings = chat(url).check("hello", Stage::Input).await;
+    let request = server.join().unwrap();
+    let body: serde_json::Value =
+        serde_json::from_str(&request[request.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    assert_eq!(body["messages"][0]["role"], "user");
+    assert!(findings.is_empty());
+
+    // A reply that is no verdict is a failure; the persona says fail closed.
+    let (url, server) = one_shot_server(
+        "200 OK",
+        r#"{"choices":[{"message":{"role":"assistant","content":"Sure! Here is"}}]}"#,
+        0,
+    );
+    let closed = ModerationSettings::from_guardrails(&["moderation: fail-closed".to_owned()]);
+    let (findings, _) = chat(url).check_with("x", Stage::Input, &closed).await;
+    let _ = server.join();
+    assert_eq!(findings[0].category, "classifier_unavailable");
+    assert_eq!(findings[0].action, Action::Block);
+}
+
 #[test]
 fn classifier_config_reads_toml_and_env() {
     let c: ClassifierConfig = toml::from_str(
@@ -612,4 +678,78 @@ fn classifier_config_reads_toml_and_env() {
     assert!(
         ExternalClassifier::with_api_key(config("ftp://x".into(), &[], true, 1), None).is_err()
     );
+}
+
+/// A stand-in encoder (one dimension per keyword group) so the classifier's
+/// wiring in the guard is tested without the model; quality comes from the
+/// evaluation test with USE-m3.
+#[derive(Debug)]
+struct KeywordEncoder;
+
+impl tidechat_guard::SentenceEncoder for KeywordEncoder {
+    fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, tidechat_guard::EncodeError> {
+        const KEYS: [&[&str]; 3] = [
+            &["shoot", "stab", "kill", "bomb", "töten", "죽"],
+            &["invoice", "password", "help", "plan", "rechnung"],
+            &["porn", "sex", "nude"],
+        ];
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let t = t.to_lowercase();
+                let mut v: Vec<f32> = KEYS
+                    .iter()
+                    .map(|ks| ks.iter().filter(|k| t.contains(*k)).count() as f32)
+                    .collect();
+                v.push(0.5);
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.into_iter().map(|x| x / n).collect()
+            })
+            .collect())
+    }
+}
+
+#[test]
+fn local_classifier_blocks_input_and_output_windows_per_persona_settings() {
+    let examples = [
+        ("violence", "I shoot them"),
+        ("violence", "stab and kill"),
+        ("violence", "a bomb to kill"),
+        ("sexual", "porn and sex"),
+        ("sexual", "nude sex"),
+        ("safe", "my invoice"),
+        ("safe", "reset the password please"),
+        ("safe", "help with the plan"),
+        ("safe", "thanks, that is all"),
+    ];
+    let classifier =
+        tidechat_guard::LocalClassifier::fit_on(std::sync::Arc::new(KeywordEncoder), &examples)
+            .unwrap();
+    let guard = Moderator::with_classifier(Some(classifier));
+    assert!(guard.has_classifier());
+    let p = policy(false, &[]);
+    // Not in the lexicon, but the classifier scores it as violence.
+    let text = "tomorrow I shoot and stab the bomb squad";
+    let a = guard.check_input(text, &p);
+    assert_eq!(a.verdict, Verdict::Blocked, "{:?}", a.findings);
+    assert_eq!(a.findings[0].category, "violence");
+    assert!(a.findings[0].rule.starts_with("local classifier"));
+    assert_eq!(moderator().check_input(text, &p).verdict, Verdict::Allowed);
+    // A persona may switch violence off ...
+    let off = policy(false, &["moderation: violence=off"]);
+    assert_eq!(guard.check_input(text, &off).verdict, Verdict::Allowed);
+    // ... and the streamed reply is judged per released window: the first
+    // sentence goes out, the second is held back and blocks.
+    let mut s = guard.output_scanner(&p);
+    let first = "Your invoice is ready.";
+    assert_eq!(s.push(first), ScanStep::Release(String::new()));
+    assert_eq!(s.push(" "), ScanStep::Release(first.to_owned()));
+    match s.push(&format!("{text}. ")) {
+        ScanStep::Block(f) => assert_eq!(f.category, "violence"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.assessment().text, first);
+    // Ordinary text passes.
+    let ok = guard.check_input("please help with my invoice password", &p);
+    assert_eq!(ok.verdict, Verdict::Allowed, "{:?}", ok.findings);
 }
