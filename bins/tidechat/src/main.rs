@@ -151,6 +151,12 @@ struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "TIDECHAT_BODY_LIMIT_BYTES", default_value_t = tidechat_api::DEFAULT_BODY_LIMIT)]
     body_limit_bytes: usize,
+    /// Seconds a client may take to send a request's head.
+    #[arg(long, env = "TIDECHAT_HEADER_TIMEOUT_SECS", default_value_t = 5)]
+    header_timeout_secs: u64,
+    /// Seconds a client may take to send a request's body (408 after).
+    #[arg(long, env = "TIDECHAT_BODY_TIMEOUT_SECS", default_value_t = 60)]
+    body_timeout_secs: u64,
     /// Seconds in-flight replies may take to finish on shutdown.
     #[arg(long, env = "TIDECHAT_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     shutdown_grace_secs: u64,
@@ -631,6 +637,8 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
                 secret_access_key: None,
             }),
         body_limit: args.body_limit_bytes,
+        header_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
+        body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
         workers: args.workers,
         shutdown_grace: grace,
         ..Default::default()

@@ -37,6 +37,8 @@ pub enum ErrorKind {
     /// A retried request whose first attempt is still being answered.
     InProgress,
     PayloadTooLarge,
+    /// The request body did not arrive within the body timeout.
+    RequestTimeout,
     UnsupportedMediaType,
     InvalidJson,
     Validation,
@@ -59,7 +61,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for tests that check each surface's table.
-    pub const ALL: [ErrorKind; 24] = [
+    pub const ALL: [ErrorKind; 25] = [
         Self::Unauthenticated,
         Self::Forbidden,
         Self::NotFound,
@@ -69,6 +71,7 @@ impl ErrorKind {
         Self::Conflict,
         Self::InProgress,
         Self::PayloadTooLarge,
+        Self::RequestTimeout,
         Self::UnsupportedMediaType,
         Self::InvalidJson,
         Self::Validation,
@@ -341,6 +344,7 @@ impl Surface for V1 {
             K::MethodNotAllowed => S::METHOD_NOT_ALLOWED,
             K::SessionNotActive | K::Conflict | K::InProgress => S::CONFLICT,
             K::PayloadTooLarge => S::PAYLOAD_TOO_LARGE,
+            K::RequestTimeout => S::REQUEST_TIMEOUT,
             request_mistake!()
             | K::UnsupportedMediaType
             | K::UnknownModel
@@ -364,6 +368,7 @@ impl Surface for V1 {
             K::SessionNotActive => "session_not_active",
             K::Conflict | K::InProgress => "conflict",
             K::PayloadTooLarge => "payload_too_large",
+            K::RequestTimeout => "request_timeout",
             K::InvalidJson => "invalid_json",
             K::Validation
             | K::MissingQuery
@@ -407,6 +412,7 @@ const V1_DOCUMENTED: &[(ErrorKind, &str)] = &[
     (ErrorKind::SessionNotActive, "The session is ended or archived and accepts no new messages."),
     (ErrorKind::Conflict, "The change conflicts with existing data (e.g. deleting a persona in use)."),
     (ErrorKind::PayloadTooLarge, "The request body is over the size limit."),
+    (ErrorKind::RequestTimeout, "The request body did not arrive in time (`TIDECHAT_BODY_TIMEOUT_SECS`)."),
     (ErrorKind::InvalidJson, "The body is not well-formed JSON."),
     (ErrorKind::Validation, "A field is missing, has the wrong type or is out of range; the message names it."),
     (ErrorKind::UnknownModel, "`modelId` (or the persona's model) is not in the model registry."),
@@ -467,6 +473,7 @@ impl Surface for FaqChat {
             K::SessionNotActive => "session_not_active",
             K::Conflict | K::InProgress => "conflict",
             K::PayloadTooLarge => "payload_too_large",
+            K::RequestTimeout => "request_timeout",
             K::UnknownModel => "unknown_model",
             K::UnknownTool => "unknown_tool",
             K::UnknownPersona => "unknown_persona",
@@ -531,6 +538,7 @@ impl Surface for Widget {
             }
             K::UnsupportedMediaType => "not_an_image",
             K::PayloadTooLarge => "file_too_large",
+            K::RequestTimeout => "request_timeout",
             K::SessionNotActive => "conversation_closed",
             K::Conflict | K::InProgress => "in_progress",
             K::RateLimited => "rate_limited",
@@ -583,6 +591,7 @@ impl Chats {
             K::QuotaExceeded => "The tenant's monthly quota is spent; raise it with PATCH /v1/limits.",
             K::SessionNotActive => "The chat was ended or archived; create a new chat.",
             K::PayloadTooLarge => "Send a smaller body.",
+            K::RequestTimeout => "Send the whole body promptly; slow uploads are cut off.",
             K::Unavailable => "Retry in a moment.",
             K::Upstream | K::UpstreamTimeout => "The model provider failed; retry.",
             K::Conflict | K::InProgress => "Retry once the current operation has finished.",
@@ -615,6 +624,7 @@ impl Surface for Chats {
             K::QuotaExceeded => "quota_exceeded",
             K::SessionNotActive => "chat_not_active",
             K::PayloadTooLarge => "payload_too_large",
+            K::RequestTimeout => "request_timeout",
             K::Unavailable => "service_unavailable",
             K::Upstream | K::UpstreamTimeout => "upstream_error",
             K::Conflict | K::InProgress => "conflict",

@@ -5,6 +5,7 @@
 //! This is the only crate that knows actix-web.
 
 pub mod auth;
+mod deadline;
 pub mod driver;
 pub mod dto;
 pub mod error;
@@ -58,6 +59,13 @@ pub struct ServerOptions {
     /// Reverse proxies whose `X-Forwarded-For` is believed for the client
     /// address (abuse limits, logs). Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long a client may take to send a request's head; slower ones are
+    /// disconnected.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's whole body (from the
+    /// end of its head); slower ones get `408 request_timeout` and are
+    /// disconnected. WebSocket upgrades are exempt.
+    pub body_timeout: Duration,
 }
 
 /// An S3-compatible bucket for widget uploads. Credentials come from the
@@ -117,6 +125,8 @@ impl Default for ServerOptions {
             upload_s3: None,
             public_url: None,
             trusted_proxies: Vec::new(),
+            header_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -210,6 +220,7 @@ pub async fn server(
     app_state.trusted_proxies = options.trusted_proxies;
     let state = web::Data::new(app_state);
     let body_limit = options.body_limit;
+    let body_timeout = options.body_timeout;
     let server = HttpServer::new(move || {
         App::new()
             .configure(configure(state.clone(), body_limit))
@@ -221,6 +232,9 @@ pub async fn server(
             }))
             .wrap(from_fn(site::site_cors))
             .wrap(from_fn(error_envelope))
+            .wrap(from_fn(move |req, next| {
+                deadline::body_deadline(body_timeout, req, next)
+            }))
             .wrap(from_fn(request_id))
     })
     // Small SSE frames must leave at once (Nagle + delayed ACKs add ~40 ms).
@@ -230,6 +244,7 @@ pub async fn server(
         }
     })
     .workers(options.workers.max(1))
+    .client_request_timeout(options.header_timeout)
     .shutdown_timeout(options.shutdown_grace.as_secs())
     .listen(listener)?
     .run();

@@ -11,6 +11,7 @@ backends!(
     uploads_are_bounded_as_a_whole,
     ratings_cannot_mass_create_conversations,
     client_addresses_come_from_trusted_proxies_only,
+    slow_bodies_are_cut_off,
 );
 
 /// PostgreSQL cannot store NUL in text: before this, these inputs were 500s
@@ -267,4 +268,51 @@ async fn client_addresses_come_from_trusted_proxies_only(app: TestApp) {
         rate_as(&app, &key, "b11", "192.0.2.77, 203.0.113.1").await,
         429
     );
+}
+
+/// Sends a request head promising a body, one byte of it, then nothing;
+/// returns what the server answered before closing.
+async fn slow_body(app: &TestApp, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{",
+        app.key
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    // The server answers and closes; a bound well above the 1 s deadline.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        socket.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server closes a connection whose body stalls")
+    .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A body that stalls is answered 408 in the surface's shape and its
+/// connection closed; the server keeps serving others meanwhile.
+async fn slow_bodies_are_cut_off(app: TestApp) {
+    let app = app
+        .restart_with(|o| o.body_timeout = std::time::Duration::from_secs(1))
+        .await;
+    let (widget, v1, health) = tokio::join!(
+        slow_body(&app, "/api/v1/chat/rate"),
+        slow_body(&app, "/v1/chat/sessions"),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            app.get("/healthz").await.0
+        }
+    );
+    assert_eq!(health, 200);
+    assert!(widget.starts_with("HTTP/1.1 408"), "{widget}");
+    assert!(widget.contains(r#""error":"request_timeout""#), "{widget}");
+    assert!(v1.starts_with("HTTP/1.1 408"), "{v1}");
+    assert!(v1.contains(r#""code":"request_timeout""#), "{v1}");
+    // A body sent in time is unaffected.
+    let (status, _) = app.post("/v1/chat/sessions", json!({})).await;
+    assert_eq!(status, 201);
 }

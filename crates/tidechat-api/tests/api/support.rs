@@ -348,16 +348,24 @@ impl TestApp {
 
     /// Restarts this app's server (same engine) believing `X-Forwarded-For`
     /// from these proxies.
-    pub async fn use_trusted_proxies(mut self, proxies: Vec<tidechat_api::IpNet>) -> Self {
+    pub async fn use_trusted_proxies(self, proxies: Vec<tidechat_api::IpNet>) -> Self {
+        self.restart_with(|o| o.trusted_proxies = proxies).await
+    }
+
+    /// Restarts this app's server (same engine) with changed server options.
+    pub async fn restart_with(
+        mut self,
+        change: impl FnOnce(&mut tidechat_api::ServerOptions),
+    ) -> Self {
         self.server.stop(true).await;
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         self.base = format!("http://{}", listener.local_addr().expect("addr"));
-        let options = tidechat_api::ServerOptions {
-            trusted_proxies: proxies,
+        let mut options = tidechat_api::ServerOptions {
             upload_dir: std::env::temp_dir()
                 .join(format!("tidechat-test-uploads-{}", ulid::Ulid::new())),
             ..Default::default()
         };
+        change(&mut options);
         let server = tidechat_api::server(self.engine.clone(), listener, options)
             .await
             .expect("server");
