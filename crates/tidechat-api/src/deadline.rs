@@ -11,7 +11,9 @@ use std::time::Duration;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
-use actix_web::http::header::{HeaderValue, CONNECTION, UPGRADE};
+use actix_web::http::header::{
+    HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING, UPGRADE,
+};
 use actix_web::middleware::Next;
 use actix_web::HttpMessage;
 use bytes::Bytes;
@@ -26,8 +28,15 @@ pub async fn body_deadline(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    // A WebSocket's payload is the connection itself.
-    if req.headers().contains_key(UPGRADE) {
+    // A WebSocket's payload is the connection itself; a request without a
+    // body (most GETs) has nothing to wait for.
+    let headers = req.headers();
+    let no_body = !headers.contains_key(TRANSFER_ENCODING)
+        && headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|v| v.trim() == "0");
+    if no_body || headers.contains_key(UPGRADE) {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
     let path = req.path().to_owned();
