@@ -25,6 +25,7 @@
 //! * Every read or write addressed by a caller-supplied organization filters
 //!   on it: rows of other tenants are indistinguishable from missing rows.
 
+pub mod bus;
 pub mod error;
 mod models;
 mod pool;
@@ -36,12 +37,14 @@ pub mod testing;
 use chrono::{DateTime, Utc};
 use tidechat_domain::{ApiKeyId, MessageId, MessageStatus, OrgId, Role, SessionId, SessionStatus};
 
+pub use bus::{Bus, BusEvent, Subscription};
 pub use error::StoreError;
 pub use models::truncate_timestamp;
 pub use pool::{Backend, Store};
 pub use repo::knowledge::{
     chunk_item_id, DocumentWrite, EmbeddingRecord, NewEmbedding, UsageEvent,
 };
+pub use repo::quotas::{QuotaClaim, QuotaDecision, QuotaKind, QuotaLimit};
 pub use repo::widget::{ConversationFilter, OperatorUpdate, VisitorUpdate};
 pub use repo::Conn;
 

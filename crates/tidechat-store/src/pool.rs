@@ -12,6 +12,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+use crate::bus::Bus;
 use crate::error::StoreError;
 use crate::repo::on;
 
@@ -52,6 +53,7 @@ pub(crate) enum Pools {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pools: Pools,
+    bus: Bus,
 }
 
 impl std::fmt::Debug for Store {
@@ -129,8 +131,10 @@ impl Store {
                 .max_size(max)
                 .build()
                 .map_err(|e| StoreError::Pool(e.to_string()))?;
+            let pools = Pools::Postgres(pool);
             Store {
-                pools: Pools::Postgres(pool),
+                bus: Bus::new(pools.clone(), Some(url.to_owned())),
+                pools,
             }
         } else {
             let scheme = url.split(':').next().unwrap_or_default();
@@ -181,12 +185,20 @@ impl Store {
             .max_size(max)
             .build()
             .map_err(|e| StoreError::Pool(e.to_string()))?;
+        let pools = Pools::Sqlite {
+            pool,
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+        };
         Ok(Store {
-            pools: Pools::Sqlite {
-                pool,
-                write_lock: Arc::new(tokio::sync::Mutex::new(())),
-            },
+            bus: Bus::new(pools.clone(), None),
+            pools,
         })
+    }
+
+    /// Publish/subscribe between the processes on this database (see
+    /// [`crate::bus`]).
+    pub fn bus(&self) -> &Bus {
+        &self.bus
     }
 
     pub fn backend(&self) -> Backend {

@@ -54,6 +54,7 @@ both_backends!(
     moderation_and_drift,
     offset_pages_deletes_and_tickets,
     documents_embeddings_and_usage_events,
+    bus_delivers_by_topic,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -2070,4 +2071,107 @@ async fn documents_embeddings_and_usage_events(db: &TestDb) {
         ),
         (Some("embed-small"), 1, 40, 0)
     );
+}
+
+// ---------------------------------------------------------------- bus
+
+async fn next_event(sub: &mut Subscription) -> BusEvent {
+    tokio::time::timeout(std::time::Duration::from_secs(10), sub.recv())
+        .await
+        .expect("no bus event within 10 s")
+        .expect("bus closed")
+}
+
+/// Messages reach the subscribers of their topic only — from another store
+/// on the same database (another process) on PostgreSQL, in process on
+/// SQLite —; a subscriber that falls behind is told it lagged; bad topics
+/// and oversized payloads are refused; PostgreSQL's listener survives the
+/// loss of its connection and says so.
+async fn bus_delivers_by_topic(db: &TestDb) {
+    let bus = db.store.bus();
+    let mut one = bus.subscribe("org:1:inbox").await.unwrap();
+    let mut two = bus.subscribe("org:2:inbox").await.unwrap();
+    let publisher = match db.store.backend() {
+        Backend::Postgres => Store::connect(&db.url, 2).await.unwrap(),
+        Backend::Sqlite => db.store.clone(),
+    };
+    let text = "changed\nconversation 7 — ü";
+    publisher.bus().publish("org:1:inbox", text).await.unwrap();
+    publisher
+        .bus()
+        .publish("org:2:inbox", "second")
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut one).await, BusEvent::Message(text.into()));
+    // The first message of topic 2 is its own, not topic 1's.
+    assert_eq!(
+        next_event(&mut two).await,
+        BusEvent::Message("second".into())
+    );
+
+    for bad in ["", "a\nb", &"t".repeat(201)] {
+        assert!(matches!(
+            publisher.bus().publish(bad, "x").await,
+            Err(StoreError::Config(_))
+        ));
+        assert!(matches!(
+            bus.subscribe(bad).await,
+            Err(StoreError::Config(_))
+        ));
+    }
+    let big = "x".repeat(tidechat_store::bus::MAX_PAYLOAD_BYTES + 1);
+    assert!(matches!(
+        publisher.bus().publish("org:1:inbox", &big).await,
+        Err(StoreError::Config(_))
+    ));
+    let largest = "y".repeat(tidechat_store::bus::MAX_PAYLOAD_BYTES);
+    publisher
+        .bus()
+        .publish("org:1:inbox", &largest)
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut one).await, BusEvent::Message(largest));
+
+    // A subscriber that reads nothing while 300 messages pass lags; one
+    // that keeps reading sees the last message.
+    let mut idle = bus.subscribe("busy").await.unwrap();
+    let mut reader = bus.subscribe("busy").await.unwrap();
+    for i in 0..300 {
+        publisher
+            .bus()
+            .publish("busy", &i.to_string())
+            .await
+            .unwrap();
+    }
+    loop {
+        if next_event(&mut reader).await == BusEvent::Message("299".into()) {
+            break;
+        }
+    }
+    assert_eq!(next_event(&mut idle).await, BusEvent::Lagged);
+
+    // Dropping the last subscriber of a topic forgets the topic.
+    assert_eq!(bus.watched_topics(), 3);
+    drop(idle);
+    drop(reader);
+    drop(two);
+    assert_eq!(bus.watched_topics(), 1);
+
+    if db.store.backend() == Backend::Postgres {
+        // Cut the listening connection: the subscriber hears `Lagged`
+        // (notices may have been missed), then later messages again.
+        db.execute_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query = 'LISTEN tidechat_bus'",
+        )
+        .await
+        .unwrap();
+        assert_eq!(next_event(&mut one).await, BusEvent::Lagged);
+        publisher
+            .bus()
+            .publish("org:1:inbox", "back")
+            .await
+            .unwrap();
+        assert_eq!(next_event(&mut one).await, BusEvent::Message("back".into()));
+    }
 }
