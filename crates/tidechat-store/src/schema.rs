@@ -301,6 +301,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    quota_reservations (id) {
+        id -> Text,
+        org_id -> Text,
+        api_key_id -> Nullable<Text>,
+        tokens -> BigInt,
+        cost_usd_micros -> BigInt,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(workspaces -> organizations (org_id));
 diesel::joinable!(document_chunks -> documents (document_id));
 diesel::joinable!(personas -> workspaces (workspace_id));
@@ -332,4 +344,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     document_chunks,
     knowledge_embeddings,
     usage_events,
+    quota_reservations,
 );

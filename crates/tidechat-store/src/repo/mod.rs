@@ -29,6 +29,7 @@ pub mod limits;
 pub mod messages;
 pub mod orgs;
 pub mod personas;
+pub mod quotas;
 pub mod secrets;
 pub mod sessions;
 pub mod tools;

@@ -122,11 +122,11 @@ impl Store {
 }
 
 #[derive(QueryableByName)]
-struct UsageTotalsRow {
+pub(super) struct UsageTotalsRow {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
-    tokens: i64,
+    pub(super) tokens: i64,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
-    cost: i64,
+    pub(super) cost: i64,
 }
 
 #[derive(QueryableByName)]
