@@ -157,6 +157,10 @@ struct ServeArgs {
     /// Seconds a client may take to send a request's body (408 after).
     #[arg(long, env = "TIDECHAT_BODY_TIMEOUT_SECS", default_value_t = 60)]
     body_timeout_secs: u64,
+    /// Connections one client address may hold open on the public widget
+    /// routes (0: no cap; trusted proxies are not counted).
+    #[arg(long, env = "TIDECHAT_MAX_CONNECTIONS_PER_IP", default_value_t = 64)]
+    max_connections_per_ip: usize,
     /// Seconds in-flight replies may take to finish on shutdown.
     #[arg(long, env = "TIDECHAT_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     shutdown_grace_secs: u64,
@@ -639,6 +643,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
         body_limit: args.body_limit_bytes,
         header_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
         body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
+        max_connections_per_ip: args.max_connections_per_ip,
         workers: args.workers,
         shutdown_grace: grace,
         ..Default::default()

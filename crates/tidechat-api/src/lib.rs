@@ -5,6 +5,7 @@
 //! This is the only crate that knows actix-web.
 
 pub mod auth;
+mod conn_cap;
 mod deadline;
 pub mod driver;
 pub mod dto;
@@ -66,6 +67,10 @@ pub struct ServerOptions {
     /// end of its head); slower ones get `408 request_timeout` and are
     /// disconnected. WebSocket upgrades are exempt.
     pub body_timeout: Duration,
+    /// Connections one client address may hold open while calling the
+    /// public routes (widget API, uploads); 0: no cap. Trusted proxies are
+    /// not counted.
+    pub max_connections_per_ip: usize,
 }
 
 /// An S3-compatible bucket for widget uploads. Credentials come from the
@@ -127,6 +132,7 @@ impl Default for ServerOptions {
             trusted_proxies: Vec::new(),
             header_timeout: Duration::from_secs(5),
             body_timeout: Duration::from_secs(60),
+            max_connections_per_ip: 64,
         }
     }
 }
@@ -217,10 +223,13 @@ pub async fn server(
         uploads,
     );
     app_state.public_url = public_url;
+    let trusted_proxies = options.trusted_proxies.clone();
     app_state.trusted_proxies = options.trusted_proxies;
     let state = web::Data::new(app_state);
     let body_limit = options.body_limit;
     let body_timeout = options.body_timeout;
+    let connection_cap = options.max_connections_per_ip;
+    let connections = std::sync::Arc::new(conn_cap::Counts::default());
     let server = HttpServer::new(move || {
         App::new()
             .configure(configure(state.clone(), body_limit))
@@ -235,12 +244,22 @@ pub async fn server(
             .wrap(from_fn(move |req, next| {
                 deadline::body_deadline(body_timeout, req, next)
             }))
+            .wrap(from_fn(move |req, next| {
+                conn_cap::cap_connections(connection_cap, req, next)
+            }))
             .wrap(from_fn(request_id))
     })
-    // Small SSE frames must leave at once (Nagle + delayed ACKs add ~40 ms).
-    .on_connect(|conn, _| {
+    .on_connect(move |conn, data| {
         if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            // Small SSE frames must leave at once (Nagle + delayed ACKs add
+            // ~40 ms).
             let _ = tcp.set_nodelay(true);
+            if let Ok(peer) = tcp.peer_addr() {
+                let ip = peer.ip();
+                if !trusted_proxies.iter().any(|n| n.contains(&ip)) {
+                    data.insert(connections.open(ip));
+                }
+            }
         }
     })
     .workers(options.workers.max(1))

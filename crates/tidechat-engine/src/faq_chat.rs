@@ -44,7 +44,6 @@ impl Engine {
         if let Some(user) = &req.user_id {
             validate::required_text("userId", user, validate::USER_ID_MAX_CHARS)?;
         }
-        self.check_quota(who).await?;
         let persona = self.resolve_persona(&who.org_id, None).await?;
         let mut plan = self.plan(persona, ModelChoice::default())?;
 
@@ -66,7 +65,8 @@ impl Engine {
         plan.history = History::BestEffort(validate::HISTORY_LIMIT_DEFAULT);
         plan.retrieval_org = req.organization_id;
         plan.fallback_when_out_of_scope = true;
-        let prepared = self.prepare(who, plan, req.query).await?;
+        let mut prepared = self.prepare(who, plan, req.query).await?;
+        self.reserve_quota(who, &mut prepared).await?;
         Ok(self.launch(prepared))
     }
 

@@ -5,9 +5,13 @@
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use tidechat_domain::{ApiKeyId, Limits, LimitsPair, OrgId};
-use tidechat_store::{UsageGroup, UsageRow};
+use tidechat_llm::{tokens, Usage};
+use tidechat_store::{
+    QuotaClaim, QuotaDecision, QuotaKind, QuotaLimit, Store, UsageGroup, UsageRow,
+};
 
 use crate::auth::Principal;
+use crate::turn::Prepared;
 use crate::{Engine, EngineError};
 
 /// The limits that apply to one caller, defaults filled in.
@@ -140,42 +144,102 @@ impl Engine {
         })
     }
 
-    /// Refuses a new turn when a monthly quota of the organization or of the
-    /// billed key is already spent. A reply that crosses a quota while it
-    /// streams is finished and counted; the next turn is refused.
-    pub async fn check_quota(&self, who: &Principal) -> Result<(), EngineError> {
-        let store = &self.inner.store;
+    /// Admits a prepared turn against the monthly quotas of the
+    /// organization and of the billed key, holding the turn's input plus
+    /// its `maxOutputTokens` (and their cost at the model's prices) until the
+    /// turn's reply is stored, so that concurrent turns see each other. A
+    /// turn is refused when what is spent plus what running turns hold has
+    /// reached a quota, or would pass it with this turn's input. Turns
+    /// admitted together therefore pass a token quota by at most one turn's
+    /// `maxOutputTokens` (per model round: a tool-using turn's further rounds
+    /// are not held). Callers without quotas pay nothing (no hold, no query
+    /// beyond the limits the credential already carries).
+    pub(crate) async fn reserve_quota(
+        &self,
+        who: &Principal,
+        prepared: &mut Prepared,
+    ) -> Result<(), EngineError> {
+        let pair = self.limits_pair(who).await?;
+        let mut limits = vec![QuotaLimit {
+            key: None,
+            monthly_tokens: pair.org.monthly_tokens,
+            monthly_cost_usd_micros: pair.org.monthly_cost_usd_micros,
+        }];
+        if let Some(key) = &who.billing_key {
+            limits.push(QuotaLimit {
+                key: Some(key.clone()),
+                monthly_tokens: pair.key.monthly_tokens,
+                monthly_cost_usd_micros: pair.key.monthly_cost_usd_micros,
+            });
+        }
+        if limits
+            .iter()
+            .all(|l| l.monthly_tokens.is_none() && l.monthly_cost_usd_micros.is_none())
+        {
+            return Ok(());
+        }
+        let input = tokens::count_messages(&prepared.request.messages);
+        let output = u64::from(prepared.request.max_output_tokens);
+        let pricing = prepared.model.pricing;
+        let cost = |input_tokens, output_tokens| {
+            pricing.cost_usd_micros(&Usage {
+                input_tokens,
+                output_tokens,
+                estimated: true,
+            })
+        };
         let now = Utc::now();
         let (month, next_month) = month_bounds(now);
-        let retry_after_secs = u64::try_from((next_month - now).num_seconds().max(1)).unwrap_or(1);
-        let pair = self.limits_pair(who).await?;
-        let mut scopes: Vec<(Option<&ApiKeyId>, Limits, &str)> =
-            vec![(None, pair.org, "organization")];
-        if let Some(key) = &who.billing_key {
-            scopes.push((Some(key), pair.key, "API key"));
-        }
-        for (key, limits, what) in scopes {
-            if limits.monthly_tokens.is_none() && limits.monthly_cost_usd_micros.is_none() {
-                continue;
-            }
-            let (tokens, cost) = store.usage_since(&who.org_id, key, month).await?;
-            if let Some(quota) = limits.monthly_tokens.filter(|q| tokens >= *q) {
-                return Err(EngineError::QuotaExceeded {
-                    message: format!("the {what}'s monthly token quota ({quota} tokens) is spent"),
-                    retry_after_secs,
+        let claim = QuotaClaim {
+            org: &who.org_id,
+            billing_key: who.billing_key.as_ref(),
+            limits: &limits,
+            since: month,
+            now,
+            expires_at: now + QUOTA_HOLD_TTL,
+            need_tokens: i64::try_from(input).unwrap_or(i64::MAX),
+            need_cost_usd_micros: cost(input, 0),
+            hold_tokens: i64::try_from(input.saturating_add(output)).unwrap_or(i64::MAX),
+            hold_cost_usd_micros: cost(input, output),
+        };
+        let store = &self.inner.store;
+        match store.reserve_quota(&claim).await? {
+            QuotaDecision::Reserved { id } => {
+                prepared.quota = Some(QuotaHold {
+                    store: store.clone(),
+                    id: Some(id),
                 });
+                Ok(())
             }
-            if let Some(quota) = limits.monthly_cost_usd_micros.filter(|q| cost >= *q) {
-                return Err(EngineError::QuotaExceeded {
-                    message: format!(
-                        "the {what}'s monthly cost quota (${:.2}) is spent",
-                        quota as f64 / 1_000_000.0
-                    ),
-                    retry_after_secs,
-                });
+            QuotaDecision::Refused {
+                limit,
+                kind,
+                quota,
+                committed,
+            } => {
+                let what = if limits[limit].key.is_some() {
+                    "API key"
+                } else {
+                    "organization"
+                };
+                let amount = match kind {
+                    QuotaKind::Tokens => format!("token quota ({quota} tokens)"),
+                    QuotaKind::CostUsdMicros => {
+                        format!("cost quota (${:.2})", quota as f64 / 1_000_000.0)
+                    }
+                };
+                let state = if committed >= quota {
+                    "is spent (counting the turns still running)"
+                } else {
+                    "has too little left for this turn's input"
+                };
+                Err(EngineError::QuotaExceeded {
+                    message: format!("the {what}'s monthly {amount} {state}"),
+                    retry_after_secs: u64::try_from((next_month - now).num_seconds().max(1))
+                        .unwrap_or(1),
+                })
             }
         }
-        Ok(())
     }
 
     fn limits_key(&self, key: Option<&str>) -> Result<Option<ApiKeyId>, EngineError> {
@@ -280,6 +344,34 @@ impl Engine {
         }
         let rows = self.inner.store.usage(&who.org_id, from, to, group).await?;
         Ok(UsageReport { from, to, rows })
+    }
+}
+
+/// How long a quota hold lasts when its turn never releases it (its process
+/// died): longer than any turn runs.
+const QUOTA_HOLD_TTL: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// A running turn's hold on its quotas (see [`Engine::reserve_quota`]).
+/// Dropped — when the turn has stored its reply, or failed —, it releases
+/// the hold in the background.
+pub(crate) struct QuotaHold {
+    store: Store,
+    id: Option<String>,
+}
+
+impl Drop for QuotaHold {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        // Without a runtime (process shutting down) the hold expires.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let store = self.store.clone();
+        runtime.spawn(async move {
+            if let Err(e) = store.release_quota(&id).await {
+                tracing::warn!(error = ?e, "could not release a quota hold; it will expire");
+            }
+        });
     }
 }
 

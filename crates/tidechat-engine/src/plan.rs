@@ -213,6 +213,7 @@ impl Engine {
             tools: plan.tools,
             drift,
             client_message_id: plan.client_message_id,
+            quota: None,
         })
     }
 }

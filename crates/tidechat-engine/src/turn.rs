@@ -165,6 +165,9 @@ pub(crate) struct Prepared {
     pub(crate) drift: Arc<DriftModel>,
     /// Stored on the user message (see [`TurnRequest::client_message_id`]).
     pub(crate) client_message_id: Option<String>,
+    /// The turn's hold on the monthly quotas, released when `Prepared` is
+    /// dropped at the end of the turn (after its reply is stored).
+    pub(crate) quota: Option<crate::limits::QuotaHold>,
 }
 
 /// Context a turn is built from, shared by every surface.
@@ -326,7 +329,6 @@ impl Engine {
             tool_names.push(crate::tools::HANDOFF.to_owned());
         }
         let tools = self.resolve_tools(&who.org_id, &tool_names).await?;
-        self.check_quota(who).await?;
         let mut plan = self.plan(
             persona,
             ModelChoice {
@@ -341,7 +343,9 @@ impl Engine {
         plan.extra_guardrails = req.extra_guardrails;
         plan.tools = tools;
         plan.client_message_id = req.client_message_id;
-        self.prepare(who, plan, req.user_text).await
+        let mut prepared = self.prepare(who, plan, req.user_text).await?;
+        self.reserve_quota(who, &mut prepared).await?;
+        Ok(prepared)
     }
 
     pub(crate) fn model(&self, id: &str) -> Result<ModelEntry, EngineError> {

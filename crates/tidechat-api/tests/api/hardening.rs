@@ -12,6 +12,7 @@ backends!(
     ratings_cannot_mass_create_conversations,
     client_addresses_come_from_trusted_proxies_only,
     slow_bodies_are_cut_off,
+    connections_per_address_are_capped_on_public_routes,
 );
 
 /// PostgreSQL cannot store NUL in text: before this, these inputs were 500s
@@ -315,4 +316,80 @@ async fn slow_bodies_are_cut_off(app: TestApp) {
     // A body sent in time is unaffected.
     let (status, _) = app.post("/v1/chat/sessions", json!({})).await;
     assert_eq!(status, 201);
+}
+
+/// An address holding more connections than the cap gets `429` in the
+/// widget's shape on the public routes (and the connection closed) before
+/// its body is read; `/healthz` and authenticated routes still answer, and
+/// once its connections close the address is served again.
+async fn connections_per_address_are_capped_on_public_routes(app: TestApp) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = app
+        .restart_with(|o| {
+            o.max_connections_per_ip = 3;
+            o.header_timeout = std::time::Duration::from_secs(30);
+        })
+        .await;
+    let (_, key) = crate::widget::site(&app).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    // Let the server accept them before the next one.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/chat/rate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{\"site_key\":\"{key}\""
+    );
+    extra.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        extra.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server answers and closes without waiting for the body")
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains(r#""error":"rate_limited""#), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
+
+    assert_eq!(app.get("/healthz").await.0, 200);
+    let (status, _) = app.post("/v1/chat/sessions", json!({})).await;
+    assert_eq!(status, 201, "authenticated routes are not capped");
+    // A fresh connection past the cap is refused too…
+    let get = format!(
+        "GET /api/v1/chat/config?site_key={key} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let fresh = async || {
+        let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        socket.write_all(get.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(15),
+            socket.read_to_end(&mut answer),
+        )
+        .await
+        .expect("answered")
+        .unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let answer = fresh().await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    // …and served once the idle connections are closed.
+    drop(idle);
+    let mut answer = String::new();
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        answer = fresh().await;
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+    }
+    assert!(answer.starts_with("HTTP/1.1 200"), "served again: {answer}");
 }

@@ -12,6 +12,7 @@ backends!(
     key_limits_are_separate_from_the_organization,
     chat_keys_cannot_manage,
     quotas_refuse_new_turns_once_spent,
+    concurrent_turns_cannot_overshoot_a_quota,
     usage_matches_stored_messages,
     concurrent_stream_limit,
     limits_admin_validation,
@@ -181,11 +182,9 @@ async fn chat_keys_cannot_manage(app: TestApp) {
 }
 
 async fn quotas_refuse_new_turns_once_spent(app: TestApp) {
-    let (status, _) = app.put("/v1/limits", json!({"monthlyTokens": 1})).await;
-    assert_eq!(status, 200);
     let id = app.session().await;
     let path = format!("/v1/chat/sessions/{id}/messages");
-    // Nothing spent yet: a streamed reply is allowed to finish, and counted.
+    // A streamed reply runs to its end and is counted.
     let res = app
         .request(reqwest::Method::POST, &path)
         .json(&json!({"userText": "How do I reset my password?", "stream": true}))
@@ -194,18 +193,24 @@ async fn quotas_refuse_new_turns_once_spent(app: TestApp) {
         .unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("event: done"));
-    let (status, body) = app
-        .post(&path, json!({"userText": "Do you offer refunds?"}))
-        .await;
-    assert_eq!(status, 429, "{body}");
-    assert_eq!(body["error"]["code"], "quota_exceeded");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("monthly token quota"),
-        "{body}"
-    );
+    let spent = month_tokens(&app).await;
+    assert!(spent > 0);
+    // Spent exactly, and short of the next turn's input: both refused.
+    for (quota, says) in [
+        (spent, "is spent"),
+        (spent + 1, "too little left for this turn's input"),
+    ] {
+        let (status, _) = app.put("/v1/limits", json!({"monthlyTokens": quota})).await;
+        assert_eq!(status, 200);
+        let (status, body) = app
+            .post(&path, json!({"userText": "Do you offer refunds?"}))
+            .await;
+        assert_eq!(status, 429, "{body}");
+        assert_eq!(body["error"]["code"], "quota_exceeded");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("monthly token quota"), "{body}");
+        assert!(message.contains(says), "{body}");
+    }
     let res = app
         .request(reqwest::Method::POST, &path)
         .json(&json!({"userText": "hi", "stream": true}))
@@ -430,4 +435,67 @@ async fn two_processes_share_one_redis_limit() {
         }
     }
     assert_eq!(allowed, 5);
+}
+
+/// Tokens billed this month (replies and other usage).
+async fn month_tokens(app: &TestApp) -> i64 {
+    let (status, usage) = app.get("/v1/usage?groupBy=model").await;
+    assert_eq!(status, 200, "{usage}");
+    usage["total"]["inputTokens"].as_i64().unwrap()
+        + usage["total"]["outputTokens"].as_i64().unwrap()
+}
+
+/// Twenty turns at once against a quota that fits a few: the admitted ones
+/// together pass the quota by at most one turn's `maxOutputTokens` (the
+/// documented bound), the others are refused with 429 before they start,
+/// and every hold is released once the turns are done.
+async fn concurrent_turns_cannot_overshoot_a_quota(app: TestApp) {
+    // `reverse` reports 7 input + 11 output tokens per reply.
+    const QUOTA: i64 = 120;
+    const MAX_OUTPUT: i64 = 11;
+    let (status, _) = app.put("/v1/limits", json!({"monthlyTokens": QUOTA})).await;
+    assert_eq!(status, 200);
+    let mut paths = Vec::new();
+    for _ in 0..20 {
+        paths.push(format!(
+            "/v1/chat/sessions/{}/messages",
+            app.session().await
+        ));
+    }
+    let turns = paths.iter().map(|path| {
+        app.post(
+            path,
+            json!({"userText": "olleh", "modelId": "reverse", "maxOutputTokens": MAX_OUTPUT}),
+        )
+    });
+    let results = futures_util::future::join_all(turns).await;
+    let admitted = results.iter().filter(|(s, _)| *s == 200).count();
+    for (status, body) in &results {
+        assert!(
+            *status == 200 || (*status == 429 && body["error"]["code"] == "quota_exceeded"),
+            "{status} {body}"
+        );
+    }
+    assert!(admitted >= 1, "the quota fits at least one turn");
+    assert!(admitted < 20, "not every turn fits: {admitted} admitted");
+    let spent = month_tokens(&app).await;
+    assert_eq!(
+        spent,
+        admitted as i64 * 18,
+        "each reply bills what it reported"
+    );
+    assert!(
+        spent <= QUOTA + MAX_OUTPUT,
+        "{admitted} turns spent {spent} tokens of a {QUOTA}-token quota"
+    );
+    // The holds go once the replies are stored.
+    let mut holds = i64::MAX;
+    for _ in 0..100 {
+        holds = app.quota_holds().await;
+        if holds == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(holds, 0, "every quota hold is released");
 }

@@ -417,6 +417,12 @@ impl TestApp {
             .expect("limits");
     }
 
+    /// Quota holds of running turns recorded for the test organization.
+    pub async fn quota_holds(&self) -> i64 {
+        let org = OrgId::parse(&self.org.org_id).expect("org");
+        self._db.store.count_quota_holds(&org).await.expect("holds")
+    }
+
     /// Breaks message storage on purpose (the table disappears).
     pub async fn break_message_storage(&self) {
         let sql = match self._db.store.backend() {
