@@ -144,8 +144,56 @@ fn document_rate_limits(openapi: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// Adds `401` and `403` (the `/v1` error body) to every authenticated `/v1`
+/// operation that does not list them: any credential may be missing or
+/// wrong, and a chat-scoped key or a session token may lack the scope.
+fn document_auth_errors(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let authenticated = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+            if !authenticated {
+                continue;
+            }
+            for (status, description) in [
+                ("401", "Missing or invalid credential (`unauthenticated`)"),
+                ("403", "The credential lacks the scope (`forbidden`)"),
+            ] {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| {
+                        RefOr::T(
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content(
+                                    "application/json",
+                                    ContentBuilder::new()
+                                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                        .build(),
+                                )
+                                .build(),
+                        )
+                    });
+            }
+        }
+    }
+}
+
 impl Modify for Customize {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        document_auth_errors(openapi);
         document_rate_limits(openapi);
         openapi.info.description = Some(format!("{DESCRIPTION}{}", error_table_markdown()));
         openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();

@@ -90,3 +90,19 @@ impl TurnEncoder for V1Events {
         Some(Bytes::from_static(b": keep-alive\n\n"))
     }
 }
+
+/// One server-sent event as an SSE client parses it; a stream is a
+/// sequence of these (for OpenAPI: the schema of a `text/event-stream`
+/// response describes each event).
+#[derive(utoipa::ToSchema)]
+pub struct SseEvent {
+    /// The event type (`delta`, `replace`, `done`, `error`); absent on
+    /// data-only streams (FAQ chat, widget), where clients see `message`.
+    #[schema(example = "delta")]
+    pub event: Option<String>,
+    /// The payload: a JSON document (or `[DONE]` on the FAQ chat stream).
+    #[schema(example = "{\"text\":\"Hello\"}")]
+    pub data: String,
+    /// The event's id, when the stream has them.
+    pub id: Option<String>,
+}

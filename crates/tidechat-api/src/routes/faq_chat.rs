@@ -173,7 +173,7 @@ fn search_failed() -> Bytes {
     request_body = FaqChatBody,
     params(("mooni-api-key" = Option<String>, Header, description = "The API key (or `Authorization: Bearer`, or `X-API-Key`)")),
     responses(
-        (status = 200, description = "The answer stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The answer stream: `data:` events only, each a JSON frame (`status`, `text`), then `data: [DONE]`", content_type = "text/event-stream", body = crate::sse::SseEvent),
         (status = 400, description = "`{\"error\":\"invalid_json\"}`, `{\"error\":\"missing_query\"}`, `{\"error\":\"query_too_long\",\"maxLength\":500}` or `{\"error\":\"invalid_request\",\"field\":…}`", body = Object),
         (status = 401, description = "Missing or invalid key: `{\"error\":\"unauthorized\"}`", body = Object),
     )

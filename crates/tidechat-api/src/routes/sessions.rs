@@ -219,7 +219,7 @@ pub async fn create_token(
     responses(
         (status = 200, description = "OK", content(
             (SendMessageResponse = "application/json"),
-            (String = "text/event-stream", example = json!("event: delta\ndata: {\"text\":\"Hello\"}\n\nevent: done\ndata: {\"userMessage\":{},\"assistantMessage\":{},\"session\":{}}\n\n"))
+            (crate::sse::SseEvent = "text/event-stream")
         )),
         (status = 401, description = "Unauthenticated", body = ErrorBody),
         (status = 403, description = "Session token for another session", body = ErrorBody),

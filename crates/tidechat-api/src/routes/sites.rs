@@ -408,7 +408,8 @@ pub async fn reply(
 /// Create a proactive message (shown after `delaySeconds` on matching pages, once per visitor).
 #[utoipa::path(post, path = "/v1/sites/{id}/proactive", tag = "sites", operation_id = "createProactive",
     params(("id" = String, Path, description = "Site id")), request_body = ProactiveRequest,
-    responses((status = 201, description = "Created", body = ProactiveDto), (status = 422, description = "Validation error", body = ErrorBody)),
+    responses((status = 201, description = "Created", body = ProactiveDto), (status = 404, description = "Site not found", body = ErrorBody),
+        (status = 422, description = "Validation error", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create_proactive(
     state: web::Data<AppState>,
@@ -437,7 +438,7 @@ pub async fn create_proactive(
 /// List a site's proactive messages.
 #[utoipa::path(get, path = "/v1/sites/{id}/proactive", tag = "sites", operation_id = "listProactive",
     params(("id" = String, Path, description = "Site id")),
-    responses((status = 200, description = "The messages", body = ProactiveList)),
+    responses((status = 200, description = "The messages", body = ProactiveList), (status = 404, description = "Site not found", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_proactive(
     state: web::Data<AppState>,
