@@ -36,6 +36,15 @@ lint:
 openapi:
     cargo run -q -p tidechat -- openapi > openapi/openapi.json
 
+# Fuzz the network-facing decoders, 10 minutes per target (CI runs 20 s each).
+fuzz SECONDS="600":
+    bash .ci/fuzz.sh {{SECONDS}}
+
+# Schemathesis against the committed OpenAPI document (SQLite and PostgreSQL).
+schemathesis EXAMPLES="100":
+    cargo build -q -p tidechat
+    ST_EXAMPLES={{EXAMPLES}} TIDECHAT_TEST_POSTGRES_URL={{pg_url}} bash .ci/schemathesis.sh
+
 # Everything CI runs.
 ci:
     bash .ci/run

@@ -11,6 +11,8 @@ pub mod driver;
 pub mod dto;
 pub mod error;
 pub mod extract;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod openapi;
 pub mod routes;
 pub mod site;

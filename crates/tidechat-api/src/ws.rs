@@ -276,7 +276,7 @@ async fn connection(
     let _ = worker.await;
 }
 
-fn parse_content(text: &str) -> Result<String, String> {
+pub(crate) fn parse_content(text: &str) -> Result<String, String> {
     let invalid = |message: &str| {
         error_frame(
             "invalid_message",

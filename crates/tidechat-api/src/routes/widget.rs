@@ -325,57 +325,21 @@ pub async fn upload_image(
     // counted, as soon as its field has arrived (the widget sends it first),
     // before the image is read.
     let mut site: Option<Site> = None;
-    let mut visitor = String::new();
-    let mut image: Option<Vec<u8>> = None;
-    let mut total = 0usize;
-    let mut too_large = false;
-    let mut bad_form = false;
-    'fields: while let Some(field) = form.next().await {
-        let Ok(mut field) = field else {
-            bad_form = true;
-            break;
-        };
-        let name = field.name().unwrap_or_default().to_owned();
-        // Fields other than these three are read past, never kept.
-        let keep = match name.as_str() {
-            "image" => UPLOAD_MAX_BYTES,
-            "site_key" | "session_id" => UPLOAD_TEXT_FIELD_MAX_BYTES,
-            _ => 0,
-        };
-        let mut data = Vec::new();
-        while let Some(chunk) = field.next().await {
-            let Ok(chunk) = chunk else {
-                bad_form = true;
-                break 'fields;
-            };
-            total += chunk.len();
-            if total > UPLOAD_FORM_MAX_BYTES || (name == "image" && data.len() + chunk.len() > keep)
-            {
-                too_large = true;
-                break 'fields;
-            }
-            if data.len() + chunk.len() > keep {
-                if keep > 0 {
-                    return Err(invalid(format!("`{name}` is too long")));
-                }
-                continue;
-            }
-            data.extend_from_slice(&chunk);
-        }
-        match name.as_str() {
-            "site_key" => {
-                let key = String::from_utf8_lossy(&data).trim().to_owned();
-                let found = resolve_site(&state, &req, key).await?;
-                state
-                    .check_visitor_rate(&req, &found.id, "upload", 10)
-                    .await?;
-                site = Some(found);
-            }
-            "session_id" => visitor = String::from_utf8_lossy(&data).trim().to_owned(),
-            "image" => image = Some(data),
-            _ => {}
-        }
-    }
+    let form = read_upload_form(&mut form, async |key| {
+        let found = resolve_site(&state, &req, key).await?;
+        state
+            .check_visitor_rate(&req, &found.id, "upload", 10)
+            .await?;
+        site = Some(found);
+        Ok(())
+    })
+    .await?;
+    let UploadForm {
+        visitor,
+        image,
+        too_large,
+        bad_form,
+    } = form;
     if bad_form && site.is_none() {
         return Err(invalid("send multipart/form-data"));
     }
@@ -437,6 +401,73 @@ pub async fn upload_image(
     // From configuration, never from the request's Host / X-Forwarded-*.
     let url = format!("{}/uploads/{name}", state.public_url);
     Ok(ok(json!({"success": true, "url": url})))
+}
+
+/// What an upload form held, read with its bounds (see [`upload_image`]).
+pub(crate) struct UploadForm {
+    pub(crate) visitor: String,
+    pub(crate) image: Option<Vec<u8>>,
+    /// Reading stopped at the form's or the image's size bound.
+    pub(crate) too_large: bool,
+    /// The multipart framing was broken.
+    pub(crate) bad_form: bool,
+}
+
+/// Reads an upload form: the whole form is bounded (the image plus a little
+/// for the other fields and the framing), not only each field, and reading
+/// stops at the bound; `site_key` is handed to `on_site_key` as soon as its
+/// field has arrived (the widget sends it first), before the image is read.
+/// Fields other than the three are read past, never kept.
+pub(crate) async fn read_upload_form(
+    form: &mut Multipart,
+    mut on_site_key: impl AsyncFnMut(String) -> Result<()>,
+) -> Result<UploadForm> {
+    let mut out = UploadForm {
+        visitor: String::new(),
+        image: None,
+        too_large: false,
+        bad_form: false,
+    };
+    let mut total = 0usize;
+    'fields: while let Some(field) = form.next().await {
+        let Ok(mut field) = field else {
+            out.bad_form = true;
+            break;
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        let keep = match name.as_str() {
+            "image" => UPLOAD_MAX_BYTES,
+            "site_key" | "session_id" => UPLOAD_TEXT_FIELD_MAX_BYTES,
+            _ => 0,
+        };
+        let mut data = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let Ok(chunk) = chunk else {
+                out.bad_form = true;
+                break 'fields;
+            };
+            total += chunk.len();
+            if total > UPLOAD_FORM_MAX_BYTES || (name == "image" && data.len() + chunk.len() > keep)
+            {
+                out.too_large = true;
+                break 'fields;
+            }
+            if data.len() + chunk.len() > keep {
+                if keep > 0 {
+                    return Err(invalid(format!("`{name}` is too long")));
+                }
+                continue;
+            }
+            data.extend_from_slice(&chunk);
+        }
+        match name.as_str() {
+            "site_key" => on_site_key(String::from_utf8_lossy(&data).trim().to_owned()).await?,
+            "session_id" => out.visitor = String::from_utf8_lossy(&data).trim().to_owned(),
+            "image" => out.image = Some(data),
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 fn upload_type(name: &str) -> Option<&'static str> {

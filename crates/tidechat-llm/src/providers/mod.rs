@@ -376,3 +376,46 @@ pub(crate) fn parse_json<'a, T: serde::Deserialize<'a>>(
         MALFORMED
     })
 }
+
+/// Decodes `bytes` as a provider's streamed reply would be — split into
+/// network chunks at `cuts`, through the SSE decoder, then each event
+/// through both providers' parsers — and as a non-streaming body; returns
+/// how many items came out. For the fuzz targets (`fuzz/`): any input must
+/// give an error or items, never a panic.
+#[doc(hidden)]
+pub fn decode_for_fuzzing(bytes: &[u8], cuts: &[u8]) -> usize {
+    use futures_util::FutureExt;
+
+    let mut chunks: Vec<&[u8]> = Vec::new();
+    let mut rest = bytes;
+    for &cut in cuts {
+        if rest.is_empty() {
+            break;
+        }
+        let (head, tail) = rest.split_at(usize::from(cut) % (rest.len() + 1));
+        chunks.push(head);
+        rest = tail;
+    }
+    chunks.push(rest);
+    let stream = futures_util::stream::iter(
+        chunks
+            .into_iter()
+            .map(Ok::<&[u8], std::convert::Infallible>),
+    );
+    // Every chunk is ready, so the decoder never waits.
+    let Some(events) = stream.eventsource().collect::<Vec<_>>().now_or_never() else {
+        return 0;
+    };
+    let mut out = Vec::new();
+    let mut openai = openai::fuzz_parser();
+    let mut anthropic = anthropic::fuzz_parser();
+    for event in events.into_iter().flatten() {
+        let _ = openai.event(&event.event, &event.data, &mut out);
+        let _ = anthropic.event(&event.event, &event.data, &mut out);
+    }
+    openai.flush(&mut out);
+    anthropic.flush(&mut out);
+    let _ = openai::fuzz_parser().full(bytes, &mut out);
+    let _ = anthropic::fuzz_parser().full(bytes, &mut out);
+    out.len()
+}

@@ -237,6 +237,11 @@ impl WireParser for Parser {
     }
 }
 
+/// A fresh parser, for [`super::decode_for_fuzzing`].
+pub(super) fn fuzz_parser() -> impl WireParser {
+    Parser::default()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
